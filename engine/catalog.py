@@ -1,0 +1,516 @@
+"""The catalog: POIs, their photos, actions and their pose images, in TinyDB.
+
+The curators edit it from the app while the generator reads it, possibly from several
+processes (the Streamlit server, the command line, a test), so:
+
+* every write replaces `catalog_db.json` atomically (temp file, fsync, `os.replace`): a
+  crash mid-write leaves the previous catalog, never half a JSON document;
+* every read-modify-write holds one cross-process file lock (`filelock`), so two writers
+  never lose each other's update;
+* files the catalog points to live under `assets/` with names the catalog makes up; an
+  uploaded file's name is never used as a path;
+* deleting a record deletes the files that no other record still uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import threading
+import unicodedata
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from filelock import FileLock
+from PIL import Image
+from tinydb import Query, TinyDB
+from tinydb.storages import MemoryStorage, Storage
+from tinydb.table import Table
+
+from engine import images
+from engine.poses import SHOT_TYPES, check_shot_type, placement_from_dict
+from engine.errors import CatalogError, Conflict, InvalidInput, NotFound
+
+SHOT_LABELS = {"CLS": "close", "MES": "medium", "FUS": "far"}
+NAME_MAX = 60
+DESCRIPTION_MAX = 400
+_NAME_RE = re.compile(r"^[\w][\w .,'()&+-]*$", re.UNICODE)
+NAME_RULE = (f"1-{NAME_MAX} characters: letters, digits, spaces and . , ' ( ) & + - _, "
+             "starting with a letter or digit")
+
+TABLES = ("pois", "poi_images", "actions", "action_images")
+
+
+# --- records ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class POI:
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class POIImage:
+    poi: str
+    name: str
+    file: str  # relative to assets/
+    description: str = ""
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ActionImage:
+    action: str
+    shot_type: str
+    pose_image: str  # relative to assets/
+    pose_mask: str
+    face_mask: str
+    width: int = 0
+    height: int = 0
+    # Where the action canvas sits on a POI image: fractions {x, bottom, height};
+    # None means the shot type's default placement.
+    placement: dict | None = None
+    keypoints: list | None = None
+
+
+_RECORD = {"pois": POI, "poi_images": POIImage, "actions": Action, "action_images": ActionImage}
+_FILE_FIELDS = {"poi_images": ("file",), "action_images": ("pose_image", "pose_mask", "face_mask")}
+
+
+def _from_doc(table: str, doc: dict):
+    cls = _RECORD[table]
+    names = cls.__dataclass_fields__
+    return cls(**{k: v for k, v in doc.items() if k in names})
+
+
+# --- checks --------------------------------------------------------------------------------
+
+def check_name(field_name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(field_name, value, NAME_RULE, reason="must be text")
+    name = unicodedata.normalize("NFC", " ".join(value.split()))
+    if not name or len(name) > NAME_MAX or not _NAME_RE.match(name):
+        raise InvalidInput(field_name, value, NAME_RULE)
+    return name
+
+
+def check_description(field_name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidInput(field_name, value, f"text up to {DESCRIPTION_MAX} characters",
+                           reason="must be text")
+    text = " ".join(value.split())
+    if len(text) > DESCRIPTION_MAX:
+        raise InvalidInput(field_name, f"{len(text)} characters",
+                           f"text up to {DESCRIPTION_MAX} characters", reason="too long")
+    if any(unicodedata.category(c) == "Cc" for c in text):
+        raise InvalidInput(field_name, value, "printable text", reason="contains control characters")
+    return text
+
+
+def check_placement(value: Any) -> dict | None:
+    """A curator's placement override, all three keys required; None keeps the default."""
+    if value is None:
+        return None
+    return placement_from_dict(value).to_dict()
+
+
+# --- storage -------------------------------------------------------------------------------
+
+class AtomicJSONStorage(Storage):
+    """TinyDB storage that never leaves a half-written file behind.
+
+    TinyDB's own JSONStorage rewrites the file in place, so a crash mid-write corrupts the
+    whole catalog; here the new document goes to a temp file that replaces the old one.
+    """
+
+    def __init__(self, path: str | Path, **_ignored):
+        self.path = Path(path)
+
+    def read(self) -> dict | None:
+        try:
+            raw = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        if not raw.strip():
+            return None
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise CatalogError(f"catalog file {self.path} is not valid JSON ({exc}); "
+                               "restore it from a backup or delete it to start empty") from None
+
+    def write(self, data: dict) -> None:
+        payload = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+        images.atomic_write_bytes(self.path, payload)
+
+    def close(self) -> None:
+        pass
+
+
+class Catalog:
+    """Typed access to the catalog; every public method is one locked transaction."""
+
+    def __init__(self, path: str | Path | None, assets_dir: str | Path, *, memory: bool = False):
+        self.assets_dir = Path(assets_dir)
+        self.path = Path(path) if path is not None else None
+        if memory or self.path is None:
+            self._db = TinyDB(storage=MemoryStorage)
+            self._file_lock = None
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = TinyDB(self.path, storage=AtomicJSONStorage)
+            self._file_lock = FileLock(str(self.path) + ".lock", timeout=30)
+        self._thread_lock = threading.RLock()
+
+    @classmethod
+    def open(cls, settings) -> "Catalog":
+        return cls(settings.catalog_path, settings.assets_dir)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._thread_lock:
+            if self._file_lock is None:
+                yield
+            else:
+                with self._file_lock:
+                    yield
+
+    def _t(self, name: str) -> Table:
+        # A fresh Table each time: TinyDB caches the next document id per Table object,
+        # which would collide with ids another process inserted meanwhile.
+        return Table(self._db.storage, name, cache_size=0)
+
+    # --- files -------------------------------------------------------------------------
+    def store_image(self, img: Image.Image, kind: str) -> str:
+        """Save a picture under a name we choose; returns the path relative to assets/."""
+        if kind not in ("poi", "pose", "mask"):
+            raise ValueError(kind)
+        rel = f"{kind}/{secrets.token_hex(8)}.png"
+        images.save_png(img, self.assets_dir / rel)
+        return rel
+
+    def asset_path(self, rel: str) -> Path:
+        """The absolute path of a stored asset, refusing anything that escapes assets/."""
+        base = self.assets_dir.resolve()
+        p = (base / rel).resolve()
+        if base not in p.parents:
+            raise CatalogError(f"asset path {rel!r} points outside the assets folder")
+        return p
+
+    def open_asset(self, rel: str, mode: str = "RGB") -> Image.Image:
+        return images.load_image(self.asset_path(rel), field=rel, mode=mode, max_side=None)
+
+    def _referenced(self) -> set[str]:
+        refs = set()
+        for table, fields in _FILE_FIELDS.items():
+            for doc in self._t(table).all():
+                refs.update(doc[f] for f in fields if doc.get(f))
+        return refs
+
+    def _drop_unreferenced(self, candidates: set[str]) -> None:
+        still = self._referenced()
+        for rel in candidates - still:
+            try:
+                self.asset_path(rel).unlink()
+            except (FileNotFoundError, CatalogError):
+                pass
+
+    # --- POIs --------------------------------------------------------------------------
+    def add_poi(self, name: str, description: str = "") -> POI:
+        name = check_name("poi_name", name)
+        description = check_description("description", description)
+        with self._locked():
+            if self._t("pois").search(Query().name == name):
+                raise Conflict(f"poi_name: a POI named {name!r} already exists")
+            self._t("pois").insert({"name": name, "description": description})
+        return POI(name, description)
+
+    def update_poi(self, name: str, description: str) -> POI:
+        description = check_description("description", description)
+        with self._locked():
+            self.get_poi(name)
+            self._t("pois").update({"description": description}, Query().name == name)
+        return POI(name, description)
+
+    def get_poi(self, name: str) -> POI:
+        with self._locked():
+            docs = self._t("pois").search(Query().name == name)
+        if not docs:
+            raise NotFound(f"poi_name: no POI named {name!r}; known: {', '.join(self.poi_names()) or 'none'}")
+        return _from_doc("pois", docs[0])
+
+    def poi_names(self) -> list[str]:
+        with self._locked():
+            return sorted(d["name"] for d in self._t("pois").all())
+
+    def list_pois(self) -> list[POI]:
+        with self._locked():
+            return sorted((_from_doc("pois", d) for d in self._t("pois").all()), key=lambda p: p.name)
+
+    def delete_poi(self, name: str) -> None:
+        with self._locked():
+            self.get_poi(name)
+            gone = {d["file"] for d in self._t("poi_images").search(Query().poi == name)}
+            self._t("poi_images").remove(Query().poi == name)
+            self._t("pois").remove(Query().name == name)
+            self._drop_unreferenced(gone)
+
+    # --- POI images ---------------------------------------------------------------------
+    def add_poi_image(self, poi: str, name: str, image: Image.Image | bytes | Path,
+                      description: str = "") -> POIImage:
+        name = check_name("poi_image", name)
+        description = check_description("description", description)
+        if not isinstance(image, Image.Image):
+            image = images.load_image(image, field="poi_image file")
+        image = image.convert("RGB")
+        with self._locked():
+            self.get_poi(poi)
+            if self._t("poi_images").search((Query().poi == poi) & (Query().name == name)):
+                raise Conflict(f"poi_image: {poi!r} already has an image named {name!r}")
+            rel = self.store_image(image, "poi")
+            rec = POIImage(poi, name, rel, description, image.width, image.height)
+            self._t("poi_images").insert(asdict(rec))
+        return rec
+
+    def update_poi_image(self, poi: str, name: str, description: str) -> POIImage:
+        description = check_description("description", description)
+        with self._locked():
+            self.get_poi_image(poi, name)
+            q = (Query().poi == poi) & (Query().name == name)
+            self._t("poi_images").update({"description": description}, q)
+            return self.get_poi_image(poi, name)
+
+    def get_poi_image(self, poi: str, name: str) -> POIImage:
+        with self._locked():
+            self.get_poi(poi)
+            docs = self._t("poi_images").search((Query().poi == poi) & (Query().name == name))
+            if not docs:
+                known = ", ".join(i.name for i in self.list_poi_images(poi)) or "none"
+                raise NotFound(f"poi_image: {poi!r} has no image named {name!r}; known: {known}")
+        return _from_doc("poi_images", docs[0])
+
+    def list_poi_images(self, poi: str | None = None) -> list[POIImage]:
+        with self._locked():
+            docs = self._t("poi_images").all() if poi is None else \
+                self._t("poi_images").search(Query().poi == poi)
+        return sorted((_from_doc("poi_images", d) for d in docs), key=lambda r: (r.poi, r.name))
+
+    def delete_poi_image(self, poi: str, name: str) -> None:
+        with self._locked():
+            rec = self.get_poi_image(poi, name)
+            self._t("poi_images").remove((Query().poi == poi) & (Query().name == name))
+            self._drop_unreferenced({rec.file})
+
+    # --- actions -----------------------------------------------------------------------
+    def add_action(self, name: str, description: str = "") -> Action:
+        name = check_name("action_name", name)
+        description = check_description("description", description)
+        with self._locked():
+            if self._t("actions").search(Query().name == name):
+                raise Conflict(f"action_name: an action named {name!r} already exists")
+            self._t("actions").insert({"name": name, "description": description})
+        return Action(name, description)
+
+    def update_action(self, name: str, description: str) -> Action:
+        description = check_description("description", description)
+        with self._locked():
+            self.get_action(name)
+            self._t("actions").update({"description": description}, Query().name == name)
+        return Action(name, description)
+
+    def get_action(self, name: str) -> Action:
+        with self._locked():
+            docs = self._t("actions").search(Query().name == name)
+        if not docs:
+            raise NotFound(f"action_name: no action named {name!r}; known: "
+                           f"{', '.join(self.action_names()) or 'none'}")
+        return _from_doc("actions", docs[0])
+
+    def action_names(self) -> list[str]:
+        with self._locked():
+            return sorted(d["name"] for d in self._t("actions").all())
+
+    def list_actions(self) -> list[Action]:
+        with self._locked():
+            return sorted((_from_doc("actions", d) for d in self._t("actions").all()),
+                          key=lambda a: a.name)
+
+    def delete_action(self, name: str) -> None:
+        with self._locked():
+            self.get_action(name)
+            gone = set()
+            for d in self._t("action_images").search(Query().action == name):
+                gone.update(d[f] for f in _FILE_FIELDS["action_images"])
+            self._t("action_images").remove(Query().action == name)
+            self._t("actions").remove(Query().name == name)
+            self._drop_unreferenced(gone)
+
+    # --- action images ------------------------------------------------------------------
+    def set_action_image(self, action: str, shot_type: str, pose_image, pose_mask, face_mask, *,
+                         placement: dict | None = None, keypoints: list | None = None) -> ActionImage:
+        """Create or replace the images of one action at one shot distance.
+
+        The three images must have one size; masks are thresholded to 0/255 and the face
+        mask must lie inside the pose mask, because the face pass paints only where the
+        body pass already put a person.
+        """
+        shot_type = check_shot_type(shot_type)
+        placement = check_placement(placement)
+        pose = pose_image if isinstance(pose_image, Image.Image) else \
+            images.load_image(pose_image, field="pose_image")
+        pmask = images.binarize(pose_mask if isinstance(pose_mask, Image.Image) else
+                                images.load_image(pose_mask, field="pose_mask", mode="L"))
+        fmask = images.binarize(face_mask if isinstance(face_mask, Image.Image) else
+                                images.load_image(face_mask, field="face_mask", mode="L"))
+        pose = pose.convert("RGB")
+        for fname, m in (("pose_mask", pmask), ("face_mask", fmask)):
+            if m.size != pose.size:
+                raise InvalidInput(fname, f"{m.width}x{m.height}", f"{pose.width}x{pose.height} "
+                                   "(the pose image's size)", reason="size differs from the pose image")
+            if m.getbbox() is None:
+                raise InvalidInput(fname, "empty mask", "a mask with a white area", reason="mask is all black")
+        check_face_inside(pmask, fmask)
+        with self._locked():
+            self.get_action(action)
+            q = (Query().action == action) & (Query().shot_type == shot_type)
+            old = self._t("action_images").search(q)
+            rec = ActionImage(action, shot_type, self.store_image(pose, "pose"),
+                              self.store_image(pmask, "mask"), self.store_image(fmask, "mask"),
+                              pose.width, pose.height, placement, keypoints)
+            self._t("action_images").remove(q)
+            self._t("action_images").insert(asdict(rec))
+            if old:
+                self._drop_unreferenced({old[0][f] for f in _FILE_FIELDS["action_images"]})
+        return rec
+
+    def update_placement(self, action: str, shot_type: str, placement: dict | None) -> ActionImage:
+        shot_type = check_shot_type(shot_type)
+        placement = check_placement(placement)
+        with self._locked():
+            self.get_action_image(action, shot_type)
+            q = (Query().action == action) & (Query().shot_type == shot_type)
+            self._t("action_images").update({"placement": placement}, q)
+            return self.get_action_image(action, shot_type)
+
+    def get_action_image(self, action: str, shot_type: str) -> ActionImage:
+        shot_type = check_shot_type(shot_type)
+        with self._locked():
+            self.get_action(action)
+            docs = self._t("action_images").search((Query().action == action) &
+                                                   (Query().shot_type == shot_type))
+            if not docs:
+                have = ", ".join(self.shot_types(action)) or "none"
+                raise NotFound(f"action_shot_type: action {action!r} has no {shot_type} images; "
+                               f"available: {have}")
+        return _from_doc("action_images", docs[0])
+
+    def shot_types(self, action: str) -> list[str]:
+        with self._locked():
+            found = {d["shot_type"] for d in self._t("action_images").search(Query().action == action)}
+        return [s for s in SHOT_TYPES if s in found]
+
+    def list_action_images(self, action: str | None = None) -> list[ActionImage]:
+        with self._locked():
+            docs = self._t("action_images").all() if action is None else \
+                self._t("action_images").search(Query().action == action)
+        order = {s: i for i, s in enumerate(SHOT_TYPES)}
+        return sorted((_from_doc("action_images", d) for d in docs),
+                      key=lambda r: (r.action, order[r.shot_type]))
+
+    def delete_action_image(self, action: str, shot_type: str) -> None:
+        with self._locked():
+            rec = self.get_action_image(action, shot_type)
+            self._t("action_images").remove((Query().action == rec.action) &
+                                            (Query().shot_type == rec.shot_type))
+            self._drop_unreferenced({rec.pose_image, rec.pose_mask, rec.face_mask})
+
+    # --- bookkeeping --------------------------------------------------------------------
+    def get_meta(self, key: str, default=None):
+        with self._locked():
+            docs = self._t("meta").search(Query().key == key)
+        return docs[0]["value"] if docs else default
+
+    def set_meta(self, key: str, value) -> None:
+        with self._locked():
+            self._t("meta").upsert({"key": key, "value": value}, Query().key == key)
+
+    # --- whole catalog ------------------------------------------------------------------
+    def summary(self) -> dict:
+        """The shape `python -m engine catalog --json` promises to scripts."""
+        with self._locked():
+            pois = [{"name": p.name, "description": p.description,
+                     "images": [{"name": i.name, "description": i.description,
+                                 "width": i.width, "height": i.height}
+                                for i in self.list_poi_images(p.name)]}
+                    for p in self.list_pois()]
+            actions = [{"name": a.name, "description": a.description,
+                        "shot_types": self.shot_types(a.name)} for a in self.list_actions()]
+        return {"pois": pois, "actions": actions}
+
+    def validate(self) -> list[str]:
+        """Every problem a generation would trip over, as readable lines (empty = healthy)."""
+        problems: list[str] = []
+        with self._locked():
+            for rec in self.list_poi_images():
+                try:
+                    img = self.open_asset(rec.file)
+                    if img.size != (rec.width, rec.height):
+                        problems.append(f"POI image {rec.poi}/{rec.name}: size {img.size} "
+                                        f"differs from the recorded {rec.width}x{rec.height}")
+                except Exception as exc:
+                    problems.append(f"POI image {rec.poi}/{rec.name}: {exc}")
+            for rec in self.list_action_images():
+                where = f"action image {rec.action}/{rec.shot_type}"
+                try:
+                    pose = self.open_asset(rec.pose_image)
+                    pm = self.open_asset(rec.pose_mask, "L")
+                    fm = self.open_asset(rec.face_mask, "L")
+                except Exception as exc:
+                    problems.append(f"{where}: {exc}")
+                    continue
+                for label, m in (("pose mask", pm), ("face mask", fm)):
+                    if m.size != pose.size:
+                        problems.append(f"{where}: {label} size {m.size} differs from pose {pose.size}")
+                    if not images.is_binary(m):
+                        problems.append(f"{where}: {label} is not binary (0/255)")
+                if pm.size == fm.size:
+                    try:
+                        check_face_inside(pm, fm)
+                    except InvalidInput as exc:
+                        problems.append(f"{where}: {exc}")
+            for a in self.list_actions():
+                if not self.shot_types(a.name):
+                    problems.append(f"action {a.name}: no images for any shot type")
+            pois = set(self.poi_names())
+            for rec in self.list_poi_images():
+                if rec.poi not in pois:
+                    problems.append(f"POI image {rec.poi}/{rec.name}: its POI does not exist")
+        return problems
+
+
+def check_face_inside(pose_mask: Image.Image, face_mask: Image.Image) -> None:
+    import numpy as np
+    p = np.asarray(pose_mask.convert("L")) >= 128
+    f = np.asarray(face_mask.convert("L")) >= 128
+    outside = int((f & ~p).sum())
+    if outside:
+        raise InvalidInput("face_mask", f"{outside} pixels outside the pose mask",
+                           "a face mask entirely inside the pose mask",
+                           reason="face mask reaches outside the pose mask")
+
+
+def open_catalog(settings) -> Catalog:
+    return Catalog.open(settings)

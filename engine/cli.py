@@ -1,0 +1,213 @@
+"""`python -m engine`: the studio's command line, for operators and scripts.
+
+Every command has `--help`; `--json` prints one JSON document on stdout for scripts. Bad
+input exits with code 2 and a message naming the field on stderr (argparse's own convention),
+any other failure with 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Callable
+
+from engine.errors import CartolinaError, Conflict, InvalidInput, NotFound
+
+# Modules that add their own subcommands with `register(subparsers)`.
+_COMMAND_MODULES: list[str] = ["engine.training.cli"]
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad arguments as `field: message` with exit code 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _settings():
+    from engine.config import load_settings
+    return load_settings()
+
+
+def emit(args, data, text: str | Callable[[], str]) -> None:
+    """Print JSON for scripts or readable text for people."""
+    if getattr(args, "json", False):
+        print(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(text() if callable(text) else text)
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+def _cmd_demo(args) -> int:
+    from engine.demo import build_demo
+    settings = _settings()
+    report = build_demo(settings, models=not args.no_models, catalog=not args.no_catalog,
+                        force=args.force, refill=args.refill)
+
+    def text():
+        lines = []
+        if "models" in report:
+            m = report["models"]
+            lines.append(f"demo models: {'built' if m.get('built') else 'up to date'} "
+                         f"in {settings.demo_models_dir}")
+        if "catalog" in report:
+            added = report["catalog"]["added"]
+            lines.append(f"demo catalog: {len(added)} records added" if added else
+                         "demo catalog: up to date (--refill restores removed demo records)")
+            lines += [f"  problem: {p}" for p in report["catalog"]["problems"]]
+        return "\n".join(lines)
+
+    emit(args, report, text)
+    return EXIT_FAILED if report.get("catalog", {}).get("problems") else EXIT_OK
+
+
+# --- catalog ---------------------------------------------------------------------------------
+
+def _cmd_catalog(args) -> int:
+    from engine.catalog import Catalog
+    cat = Catalog.open(_settings())
+    summary = cat.summary()
+    if args.validate:
+        summary["problems"] = cat.validate()
+
+    def text():
+        lines = []
+        for poi in summary["pois"]:
+            lines.append(f"POI {poi['name']}: {poi['description']}")
+            lines += [f"  image {i['name']} ({i['width']}x{i['height']}): {i['description']}"
+                      for i in poi["images"]]
+        for a in summary["actions"]:
+            lines.append(f"action {a['name']} [{' '.join(a['shot_types'])}]: {a['description']}")
+        lines += [f"problem: {p}" for p in summary.get("problems", [])]
+        return "\n".join(lines) or "the catalog is empty"
+
+    emit(args, summary, text)
+    return EXIT_FAILED if summary.get("problems") else EXIT_OK
+
+
+# --- generate / pick -------------------------------------------------------------------------
+
+def _cmd_generate(args) -> int:
+    from engine.generate import generate
+    settings = _settings()
+    request = {"poi_name": args.poi, "poi_image": args.poi_image, "action_name": args.action,
+               "action_shot_type": args.shot, "age": args.age, "gender": args.gender,
+               "other_details": args.details, "selected_lora": args.lora,
+               "dynamic_action_selection": args.dynamic, "action_prompt": args.action_prompt,
+               "seed": args.seed, "steps": args.steps, "guidance": args.guidance}
+
+    def progress(p):
+        if not args.json and sys.stderr.isatty():
+            print(f"\r{p.stage} pass {p.step}/{p.stage_steps}  ({p.done}/{p.total})", end="",
+                  file=sys.stderr, flush=True)
+
+    result = generate(request, settings, on_progress=progress)
+    if not args.json and sys.stderr.isatty():
+        print(file=sys.stderr)
+    emit(args, result.to_dict(), lambda: (
+        f"code {result.code}: {result.path}\naction: {result.action_name}\n{result.face_pass_note}\n"
+        f"prompt: {result.prompt}\nseed {result.seed}, {result.steps} steps, "
+        f"{result.timings_s['total']:.1f} s"))
+    return EXIT_OK
+
+
+def _cmd_pick(args) -> int:
+    from engine.catalog import Catalog
+    from engine.picker import rank_actions
+    actions = Catalog.open(_settings()).list_actions()
+    ranking = rank_actions(args.text, actions, use_model=not args.lexical)
+    emit(args, ranking, lambda: f"ranked by {ranking['model']}\n" + "\n".join(
+        f"{r['score']:+.3f}  {r['action_name']}" for r in ranking["ranking"]))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m engine", description="Cartolina studio engine.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    p = sub.add_parser("demo", help="build the demo models and demo catalog (idempotent)",
+                       description="Build the demo models under models/demo and add the demo "
+                                   "catalog's missing records. Safe to re-run.")
+    p.add_argument("--force", action="store_true", help="rebuild the demo models")
+    p.add_argument("--refill", action="store_true",
+                   help="add missing demo records even if a curator removed them")
+    p.add_argument("--no-models", action="store_true", help="skip the models")
+    p.add_argument("--no-catalog", action="store_true", help="skip the catalog")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("catalog", help="show the catalog",
+                       description="List POIs with their images and actions with their shot types.")
+    p.add_argument("--validate", action="store_true",
+                   help="also check every file, mask and size (exit 1 on problems)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_catalog)
+
+    p = sub.add_parser("generate", help="make a picture of a visitor in a POI photo",
+                       description="Paint a person in an action's pose into a POI image (body pass), "
+                                   "then the visitor's face with their LoRA (face pass), and save "
+                                   "outputs/<code>.png. Field names and values are the seed's.")
+    p.add_argument("--poi", required=True, metavar="NAME", help="poi_name")
+    p.add_argument("--poi-image", required=True, metavar="NAME", help="poi_image: an image of that POI")
+    p.add_argument("--action", metavar="NAME", help="action_name (not needed with --dynamic)")
+    p.add_argument("--shot", required=True, metavar="CLS|MES|FUS", help="action_shot_type: close, medium, far")
+    p.add_argument("--age", required=True, metavar="young|adult|old")
+    p.add_argument("--gender", required=True, metavar="man|woman")
+    p.add_argument("--details", default="", metavar="TEXT", help='other_details, goes in as "wearing TEXT"')
+    p.add_argument("--lora", metavar="CODE", help="selected_lora: 8-digit code; unknown → no face pass")
+    p.add_argument("--dynamic", action="store_true", help="dynamic_action_selection from --action-prompt")
+    p.add_argument("--action-prompt", default="", metavar="TEXT", help="the pose in words, for --dynamic")
+    p.add_argument("--seed", metavar="N", help="0..4294967295; random if not given")
+    p.add_argument("--steps", metavar="N", help="inference steps, 1..150 (default 30)")
+    p.add_argument("--guidance", metavar="X", help="guidance scale, 0..30 (default 7.5)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("pick", help="rank the catalog's actions for a description",
+                       description="Rank every action by how well it matches TEXT, best first.")
+    p.add_argument("text", metavar="TEXT", help="the pose in words")
+    p.add_argument("--lexical", action="store_true", help="use the word-overlap ranking, not MiniLM")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_pick)
+
+    import importlib
+    for name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command module not written yet
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or EXIT_OK
+    except (InvalidInput, NotFound, Conflict) as exc:
+        _fail(args, exc)
+        return EXIT_BAD_INPUT
+    except CartolinaError as exc:
+        _fail(args, exc)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(args, exc: Exception) -> None:
+    print(f"error: {exc}", file=sys.stderr)
+    if getattr(args, "json", False):
+        detail = exc.to_dict() if hasattr(exc, "to_dict") else {"message": str(exc)}
+        print(json.dumps({"error": detail}, ensure_ascii=False))

@@ -1,0 +1,165 @@
+"""Settings, read once from the environment into one frozen dataclass.
+
+Every path the engine touches is derived from a single data root (`CARTOLINA_HOME`), so the
+tests can point the whole studio at a temporary folder and never touch the repo's files, and
+an operator can keep the catalog, LoRAs and pictures on a separate disk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from engine.errors import InvalidInput
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+MODES = ("studio", "kiosk")
+
+DEMO_INPAINT = "demo/sd-inpaint"
+DEMO_CONTROLNET = "demo/controlnet-openpose"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path = REPO_ROOT
+    device: str = "auto"
+    dtype: str = "auto"
+    mode: str = "studio"
+    # Model locations: a folder (absolute, or relative to models/), a single .safetensors
+    # checkpoint, or a hub id (only used when allow_hub is on).
+    inpaint_model: str = DEMO_INPAINT
+    controlnet_model: str = DEMO_CONTROLNET
+    allow_hub: bool = False
+    # Small-GPU memory options.
+    attention_slicing: bool = False
+    vae_tiling: bool = False
+    cpu_offload: bool = False
+    # Upload and image limits.
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_image_side: int = 4096
+    # Training.
+    photos_min: int = 5
+    photos_max: int = 5
+    steps_per_photo: int = 300
+    max_parallel_trainings: int = 1
+    heartbeat_grace_s: float = 60.0
+    lora_cache_size: int = 4
+    public_url: str = ""  # e.g. http://kiosk.local:8501 — base of links put in QR codes
+    extra: dict = field(default_factory=dict)
+
+    # Folders under the data root -------------------------------------------------------
+    @property
+    def catalog_path(self) -> Path:
+        return self.home / "catalog_db.json"
+
+    @property
+    def assets_dir(self) -> Path:
+        return self.home / "assets"
+
+    @property
+    def loras_dir(self) -> Path:
+        return self.home / "loras"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.home / "outputs"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def demo_models_dir(self) -> Path:
+        return self.models_dir / "demo"
+
+    @property
+    def uses_demo_models(self) -> bool:
+        return self.inpaint_model == DEMO_INPAINT and self.controlnet_model == DEMO_CONTROLNET
+
+    def resolve_model(self, location: str) -> str:
+        """A folder or file under models/ (or absolute) as a path; anything else unchanged."""
+        p = Path(location)
+        if p.is_absolute():
+            return str(p)
+        local = self.models_dir / p
+        if local.exists() or not self.allow_hub or location.startswith(("demo/", "./")):
+            return str(local)
+        return location
+
+    def ensure_dirs(self) -> None:
+        for d in (self.assets_dir, self.loras_dir, self.outputs_dir, self.models_dir, self.jobs_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def with_home(self, home: Path | str) -> "Settings":
+        return replace(self, home=Path(home).resolve())
+
+
+def _choice(env: dict, name: str, default: str, accepted: tuple[str, ...]) -> str:
+    value = env.get(name, default).strip().lower()
+    if value not in accepted:
+        raise InvalidInput(name, value, accepted)
+    return value
+
+
+def _int(env: dict, name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(name, raw, f"an integer from {lo} to {hi}") from None
+    if not lo <= value <= hi:
+        raise InvalidInput(name, raw, f"an integer from {lo} to {hi}")
+    return value
+
+
+def _bool(env: dict, name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    low = raw.strip().lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInput(name, raw, "1/0, true/false, yes/no, on/off")
+
+
+def load_settings(env: dict | None = None) -> Settings:
+    """Build settings from an environment mapping (default: `os.environ`)."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("CARTOLINA_HOME") or REPO_ROOT).expanduser().resolve()
+    photos_min = _int(env, "CARTOLINA_PHOTOS_MIN", 5, 1, 50)
+    photos_max = _int(env, "CARTOLINA_PHOTOS_MAX", max(5, photos_min), photos_min, 50)
+    return Settings(
+        home=home,
+        device=_choice(env, "CARTOLINA_DEVICE", "auto", DEVICES),
+        dtype=_choice(env, "CARTOLINA_DTYPE", "auto", DTYPES),
+        mode=_choice(env, "CARTOLINA_MODE", "studio", MODES),
+        inpaint_model=env.get("CARTOLINA_INPAINT_MODEL") or DEMO_INPAINT,
+        controlnet_model=env.get("CARTOLINA_CONTROLNET_MODEL") or DEMO_CONTROLNET,
+        allow_hub=_bool(env, "CARTOLINA_ALLOW_HUB", False),
+        attention_slicing=_bool(env, "CARTOLINA_ATTENTION_SLICING", False),
+        vae_tiling=_bool(env, "CARTOLINA_VAE_TILING", False),
+        cpu_offload=_bool(env, "CARTOLINA_CPU_OFFLOAD", False),
+        max_upload_bytes=_int(env, "CARTOLINA_MAX_UPLOAD_MB", 25, 1, 500) * 1024 * 1024,
+        max_image_pixels=_int(env, "CARTOLINA_MAX_IMAGE_PIXELS", 40_000_000, 10_000, 400_000_000),
+        max_image_side=_int(env, "CARTOLINA_MAX_IMAGE_SIDE", 4096, 64, 20000),
+        photos_min=photos_min,
+        photos_max=photos_max,
+        steps_per_photo=_int(env, "CARTOLINA_STEPS_PER_PHOTO", 300, 1, 100_000),
+        max_parallel_trainings=_int(env, "CARTOLINA_MAX_PARALLEL_TRAININGS", 1, 1, 16),
+        heartbeat_grace_s=float(_int(env, "CARTOLINA_HEARTBEAT_GRACE_S", 60, 1, 3600)),
+        lora_cache_size=_int(env, "CARTOLINA_LORA_CACHE_SIZE", 4, 1, 64),
+        public_url=(env.get("CARTOLINA_PUBLIC_URL") or "").rstrip("/"),
+    )

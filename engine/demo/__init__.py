@@ -1,0 +1,23 @@
+"""Demo content the project builds itself: tiny models and a small believable catalog.
+
+Build machines have no route to a model hub, so every flow must run end to end on content
+the project can make from nothing. `python -m engine demo` builds it, idempotently.
+"""
+
+from __future__ import annotations
+
+from engine.config import Settings
+
+
+def build_demo(settings: Settings, *, models: bool = True, catalog: bool = True,
+               force: bool = False, refill: bool = False) -> dict:
+    settings.ensure_dirs()
+    report: dict = {}
+    if models:
+        from engine.demo.models import build_demo_models
+        built = build_demo_models(settings.models_dir, force=force)
+        report["models"] = {k: v if isinstance(v, bool) else str(v) for k, v in built.items()}
+    if catalog:
+        from engine.demo.catalog import build_demo_catalog
+        report["catalog"] = build_demo_catalog(settings, refill=refill)
+    return report

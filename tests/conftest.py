@@ -1,0 +1,68 @@
+"""Shared fixtures: every test runs on a temporary data root, never on the repo's files.
+
+The demo models are built once per test session (they take a few seconds) and linked into
+each test's data root; the demo catalog is built once and copied.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch) -> Path:
+    """An empty data root, set as CARTOLINA_HOME for the test and its child processes."""
+    root = tmp_path / "home"
+    root.mkdir()
+    monkeypatch.setenv("CARTOLINA_HOME", str(root))
+    return root
+
+
+@pytest.fixture
+def settings(home):
+    from engine.config import load_settings
+    s = load_settings()
+    s.ensure_dirs()
+    return s
+
+
+@pytest.fixture(scope="session")
+def demo_models_root(tmp_path_factory) -> Path:
+    from engine.demo.models import build_demo_models
+    models = tmp_path_factory.mktemp("models")
+    build_demo_models(models)
+    return models
+
+
+@pytest.fixture(scope="session")
+def demo_catalog_root(tmp_path_factory) -> Path:
+    from engine.config import load_settings
+    from engine.demo.catalog import build_demo_catalog
+    root = tmp_path_factory.mktemp("demo-catalog")
+    s = load_settings({"CARTOLINA_HOME": str(root)})
+    s.ensure_dirs()
+    report = build_demo_catalog(s)
+    assert report["problems"] == []
+    return root
+
+
+@pytest.fixture
+def demo_home(home, demo_models_root, demo_catalog_root) -> Path:
+    """A data root with the demo models (linked) and a private copy of the demo catalog."""
+    (home / "models").mkdir(exist_ok=True)
+    (home / "models" / "demo").symlink_to(demo_models_root / "demo")
+    shutil.copy2(demo_catalog_root / "catalog_db.json", home / "catalog_db.json")
+    shutil.copytree(demo_catalog_root / "assets", home / "assets", dirs_exist_ok=True)
+    for d in ("loras", "outputs", "jobs"):
+        (home / d).mkdir(exist_ok=True)
+    return home

@@ -1,0 +1,195 @@
+"""The catalog: typed records, unique names, atomic writes, cross-process safety, owned files."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageDraw
+
+from engine.catalog import Catalog
+from engine.errors import CatalogError, Conflict, InvalidInput, NotFound
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _pose_set(size=(64, 96)):
+    pose = Image.new("RGB", size)
+    ImageDraw.Draw(pose).line([(32, 10), (32, 80)], fill=(255, 0, 0), width=4)
+    pmask = Image.new("L", size)
+    ImageDraw.Draw(pmask).rectangle([10, 2, 54, 94], fill=255)
+    fmask = Image.new("L", size)
+    ImageDraw.Draw(fmask).ellipse([22, 4, 42, 24], fill=255)
+    return pose, pmask, fmask
+
+
+@pytest.fixture(params=["memory", "json"])
+def cat(request, tmp_path):
+    if request.param == "memory":
+        return Catalog(None, tmp_path / "assets", memory=True)
+    return Catalog(tmp_path / "catalog_db.json", tmp_path / "assets")
+
+
+def test_records_round_trip(cat):
+    cat.add_poi("Colosseo", "The Flavian amphitheatre")
+    rec = cat.add_poi_image("Colosseo", "Arches", Image.new("RGB", (120, 80), "tan"), "arches at dusk")
+    cat.add_action("waving", "waving a hand")
+    cat.set_action_image("waving", "mes", *_pose_set(), placement={"x": 0.3, "bottom": 1, "height": 0.7})
+    assert cat.get_poi("Colosseo").description == "The Flavian amphitheatre"
+    assert cat.get_poi_image("Colosseo", "Arches") == rec
+    assert (rec.width, rec.height) == (120, 80)
+    ai = cat.get_action_image("waving", "MES")
+    assert ai.placement == {"x": 0.3, "bottom": 1.0, "height": 0.7}
+    assert cat.shot_types("waving") == ["MES"]
+    assert cat.summary() == {
+        "pois": [{"name": "Colosseo", "description": "The Flavian amphitheatre",
+                  "images": [{"name": "Arches", "description": "arches at dusk",
+                              "width": 120, "height": 80}]}],
+        "actions": [{"name": "waving", "description": "waving a hand", "shot_types": ["MES"]}]}
+    assert cat.validate() == []
+
+
+def test_json_file_survives_reopening(tmp_path):
+    a = Catalog(tmp_path / "catalog_db.json", tmp_path / "assets")
+    a.add_poi("Pantheon", "dome")
+    a.add_poi_image("Pantheon", "Front", Image.new("RGB", (50, 40)))
+    b = Catalog(tmp_path / "catalog_db.json", tmp_path / "assets")
+    assert b.list_poi_images("Pantheon")[0].name == "Front"
+    json.loads((tmp_path / "catalog_db.json").read_text())  # plain, valid JSON
+
+
+def test_duplicate_names_are_refused(cat):
+    cat.add_poi("Colosseo")
+    with pytest.raises(Conflict, match="poi_name"):
+        cat.add_poi("  Colosseo ")
+    cat.add_action("sitting")
+    with pytest.raises(Conflict, match="action_name"):
+        cat.add_action("sitting")
+    cat.add_poi_image("Colosseo", "A", Image.new("RGB", (10, 10)))
+    with pytest.raises(Conflict, match="poi_image"):
+        cat.add_poi_image("Colosseo", "A", Image.new("RGB", (10, 10)))
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "../etc/passwd", "a/b", "x" * 61, "<script>", 42])
+def test_bad_names_name_the_field_and_the_rule(cat, bad):
+    with pytest.raises(InvalidInput) as err:
+        cat.add_poi(bad)
+    assert err.value.field == "poi_name" and "letters, digits" in err.value.accepted
+
+
+def test_bad_description_and_shot_type_and_placement(cat):
+    with pytest.raises(InvalidInput, match="description"):
+        cat.add_poi("A", "x" * 500)
+    cat.add_action("standing")
+    with pytest.raises(InvalidInput) as err:
+        cat.set_action_image("standing", "WIDE", *_pose_set())
+    assert err.value.field == "action_shot_type" and "CLS" in err.value.accepted
+    with pytest.raises(InvalidInput) as err:
+        cat.set_action_image("standing", "CLS", *_pose_set(), placement={"x": 3, "bottom": 1, "height": 1})
+    assert err.value.field == "placement.x"
+
+
+def test_masks_must_match_the_pose_and_face_must_lie_inside(cat):
+    cat.add_action("standing")
+    pose, pmask, fmask = _pose_set()
+    with pytest.raises(InvalidInput, match="pose_mask"):
+        cat.set_action_image("standing", "CLS", pose, pmask.resize((10, 10)), fmask)
+    wide_face = Image.new("L", pose.size, 255)
+    with pytest.raises(InvalidInput, match="outside the pose mask"):
+        cat.set_action_image("standing", "CLS", pose, pmask, wide_face)
+    with pytest.raises(InvalidInput, match="all black"):
+        cat.set_action_image("standing", "CLS", pose, Image.new("L", pose.size), fmask)
+    assert cat.shot_types("standing") == []
+
+
+def test_unknown_records_raise_not_found_listing_known_ones(cat):
+    cat.add_poi("Colosseo")
+    with pytest.raises(NotFound, match="known: Colosseo"):
+        cat.get_poi("Colosseum")
+    cat.add_action("waving")
+    with pytest.raises(NotFound, match="no CLS images"):
+        cat.get_action_image("waving", "CLS")
+
+
+def test_files_get_catalog_names_and_stay_inside_assets(cat):
+    cat.add_poi("P")
+    rec = cat.add_poi_image("P", "Main", Image.new("RGB", (10, 10)))
+    assert rec.file.startswith("poi/") and rec.file.endswith(".png")
+    assert cat.asset_path(rec.file).is_file()
+    with pytest.raises(CatalogError):
+        cat.asset_path("../../etc/passwd")
+
+
+def test_uploaded_bytes_are_checked_and_never_name_a_file(cat, tmp_path):
+    cat.add_poi("P")
+    with pytest.raises(InvalidInput, match="poi_image file"):
+        cat.add_poi_image("P", "Main", b"GIF89a not really")
+    assert not (cat.assets_dir / "poi").exists() or not any((cat.assets_dir / "poi").iterdir())
+
+
+def test_deleting_removes_files_no_one_else_uses(cat):
+    cat.add_poi("P")
+    a = cat.add_poi_image("P", "A", Image.new("RGB", (10, 10)))
+    b = cat.add_poi_image("P", "B", Image.new("RGB", (10, 10)))
+    cat.delete_poi_image("P", "A")
+    assert not cat.asset_path(a.file).exists() and cat.asset_path(b.file).exists()
+    cat.add_action("w")
+    first = cat.set_action_image("w", "CLS", *_pose_set())
+    second = cat.set_action_image("w", "CLS", *_pose_set())  # replacing drops the old files
+    assert not cat.asset_path(first.pose_image).exists()
+    assert cat.asset_path(second.pose_image).exists()
+    cat.delete_action("w")
+    cat.delete_poi("P")
+    assert not cat.asset_path(b.file).exists() and not cat.asset_path(second.face_mask).exists()
+    assert cat.summary() == {"pois": [], "actions": []}
+
+
+def test_a_corrupt_catalog_file_is_reported_not_overwritten(tmp_path):
+    path = tmp_path / "catalog_db.json"
+    path.write_text('{"pois": {"1": {"name": ')
+    cat = Catalog(path, tmp_path / "assets")
+    with pytest.raises(CatalogError, match="not valid JSON"):
+        cat.list_pois()
+    with pytest.raises(CatalogError):
+        cat.add_poi("X")
+    assert path.read_text() == '{"pois": {"1": {"name": '
+
+
+_WRITER = """
+import sys
+from engine.catalog import Catalog
+cat = Catalog(sys.argv[1], sys.argv[2])
+prefix, n = sys.argv[3], int(sys.argv[4])
+for i in range(n):
+    cat.add_poi(f"{prefix} {i}", "x" * 200)
+"""
+
+
+def _writer(tmp_path, prefix, n):
+    return subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path / "catalog_db.json"),
+                             str(tmp_path / "assets"), prefix, str(n)], cwd=REPO)
+
+
+def test_two_processes_writing_at_once_lose_no_update(tmp_path):
+    procs = [_writer(tmp_path, "A", 60), _writer(tmp_path, "B", 60)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    names = Catalog(tmp_path / "catalog_db.json", tmp_path / "assets").poi_names()
+    assert len(names) == 120
+    assert {n.split()[0] for n in names} == {"A", "B"}
+
+
+def test_a_writer_killed_mid_write_leaves_a_loadable_catalog(tmp_path):
+    for delay in (0.5, 0.9, 1.3):
+        proc = _writer(tmp_path, f"K{delay}", 100_000)
+        time.sleep(delay)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        cat = Catalog(tmp_path / "catalog_db.json", tmp_path / "assets")
+        count = len(cat.poi_names())  # loads, no CatalogError
+        json.loads((tmp_path / "catalog_db.json").read_text())
+        cat.add_poi(f"after {delay}")  # and is still writable (the lock was released)
+        assert len(cat.poi_names()) == count + 1

@@ -1,0 +1,30 @@
+"""Process-wide resources and per-session defaults for the pages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.catalog import Catalog
+from engine.config import Settings, load_settings
+
+SESSION_DEFAULTS = {
+    "lora_code": "",        # the visitor's 8-digit LoRA code once training started
+    "last_output": "",      # the code of the last generated picture
+}
+
+
+@st.cache_resource
+def settings() -> Settings:
+    cfg = load_settings()
+    cfg.ensure_dirs()
+    return cfg
+
+
+def catalog() -> Catalog:
+    # Cheap to open, and a fresh handle always sees other processes' writes.
+    return Catalog.open(settings())
+
+
+def init_session() -> None:
+    for key, value in SESSION_DEFAULTS.items():
+        st.session_state.setdefault(key, value)
