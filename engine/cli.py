@@ -16,7 +16,7 @@ from typing import Callable
 from engine.errors import CartolinaError, Conflict, InvalidInput, NotFound
 
 # Modules that add their own subcommands with `register(subparsers)`.
-_COMMAND_MODULES: list[str] = ["engine.training.cli"]
+_COMMAND_MODULES: list[str] = []
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -179,13 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     import importlib
     for name in _COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a command module not written yet
-        module.register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
