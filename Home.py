@@ -25,13 +25,13 @@ def welcome() -> None:
 
 
 pages = [
-    st.Page(welcome, title="Welcome", icon="🏠", default=True),
-    st.Page("pages/train.py", title="Your face", icon="📷", url_path="train"),
-    st.Page("pages/scene.py", title="Make a picture", icon="🎨", url_path="scene"),
-    st.Page("pages/gallery.py", title="Gallery", icon="🖼️", url_path="gallery"),
+    st.Page(welcome, title="Welcome", icon=":material/home:", default=True),
+    st.Page("app_pages/train.py", title="Your face", icon=":material/photo_camera:", url_path="train"),
+    st.Page("app_pages/scene.py", title="Make a picture", icon=":material/palette:", url_path="scene"),
+    st.Page("app_pages/gallery.py", title="Gallery", icon=":material/photo_library:", url_path="gallery"),
 ]
 if cfg.mode == "studio":
     # Curators edit the catalog; a kiosk facing visitors does not show the editor.
-    pages.append(st.Page("pages/catalog.py", title="Catalog", icon="🗂️", url_path="catalog"))
+    pages.append(st.Page("app_pages/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog"))
 
 st.navigation(pages).run()

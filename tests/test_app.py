@@ -18,7 +18,7 @@ def server(tmp_path_factory, demo_models_root, demo_catalog_root):
     shutil.copy2(demo_catalog_root / "catalog_db.json", home / "catalog_db.json")
     shutil.copytree(demo_catalog_root / "assets", home / "assets")
     (home / "outputs").mkdir()
-    (home / "outputs" / "12345678.png").write_bytes(b"\x89PNG fake")
+    (home / "outputs" / "12345678.png").write_bytes(b"\x89PNG fake")  # served as bytes only
     with streamlit_server(home) as base:
         yield base, home
 
@@ -67,3 +67,58 @@ def test_catalog_page_shows_the_demo_catalog(server):
         page.get_by_role("tab", name="Poses (actions)").click()
         page.get_by_text("selfie", exact=True).first.wait_for()
         assert page.locator("img").count() >= 4
+
+
+def test_a_visitor_makes_a_picture_in_the_browser(server):
+    base, home = server
+    before = set((home / "outputs").glob("*.png"))
+    with browser_page() as page:
+        page.goto(base + "/scene")
+        page.get_by_text("Make my picture").wait_for()
+        page.get_by_label("Clothing and details").fill("a yellow raincoat")
+        page.get_by_role("button", name="Make my picture").click()
+        page.get_by_text("Your picture code").wait_for(timeout=120_000)
+        body = page.inner_text("body")
+        new = set((home / "outputs").glob("*.png")) - before
+        assert len(new) == 1
+        code = next(iter(new)).stem
+        assert code in body and "no LoRA code given" in body
+        assert page.get_by_role("button", name="Download").count() == 1
+        assert f"/data/outputs/{code}.png" in body  # the QR code's URL
+
+
+def test_a_malformed_lora_code_is_explained_in_the_browser(server):
+    base, home = server
+    before = set((home / "outputs").glob("*.png"))
+    with browser_page() as page:
+        page.goto(base + "/scene")
+        page.get_by_role("textbox", name="Your 8-digit code (optional)").fill("12ab")
+        page.get_by_role("button", name="Make my picture").click()
+        page.get_by_text("Please check").wait_for(timeout=60_000)
+        assert "selected lora" in page.inner_text("body") and "8 digits" in page.inner_text("body")
+    assert set((home / "outputs").glob("*.png")) == before
+
+
+def test_gallery_finds_a_picture_by_code(server):
+    base, home = server
+    from PIL import Image
+    Image.new("RGB", (64, 64), "teal").save(home / "outputs" / "00424242.png")
+    with browser_page() as page:
+        page.goto(base + "/gallery")
+        box = page.get_by_label("Find your picture by its 8-digit code")
+        box.fill("00424242")
+        box.press("Enter")
+        page.get_by_text("Your picture code").wait_for()
+        box.fill("4242")
+        box.press("Enter")
+        page.get_by_text("A picture code is 8 digits").wait_for()
+
+
+def test_first_request_to_a_page_url_runs_through_the_entry(demo_home):
+    """A QR code or bookmark may hit /scene first, before anyone opened the home page:
+    it must still get the app's navigation (Streamlit's old pages/ folder mode must not kick in)."""
+    with streamlit_server(demo_home) as base, browser_page() as page:
+        page.goto(base + "/scene")
+        page.get_by_text("Make my picture").wait_for()
+        nav = page.inner_text("[data-testid=stSidebarNav]")
+        assert "Make a picture" in nav and "Your face" in nav

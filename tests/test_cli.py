@@ -53,7 +53,7 @@ def test_catalog_validate_passes_on_the_demo_catalog(demo_home):
     assert out.returncode == 0 and json.loads(out.stdout)["problems"] == []
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["catalog"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["catalog"], ["generate"], ["pick"]])
 def test_every_command_has_help(command):
     out = run(*command, "--help")
     assert out.returncode == 0 and "usage:" in out.stdout
@@ -68,3 +68,32 @@ def test_bad_setting_exits_2_naming_the_variable(home):
     out = run("catalog", env={"CARTOLINA_MODE": "museum"}, home=home)
     assert out.returncode == 2
     assert "CARTOLINA_MODE" in out.stderr and "studio, kiosk" in out.stderr
+
+
+GEN = ["generate", "--poi", "Lungomare", "--poi-image", "Beach", "--action", "standing",
+       "--shot", "FUS", "--age", "young", "--gender", "man", "--details", "a straw hat",
+       "--seed", "3", "--steps", "2"]
+
+
+def test_generate_json_prints_the_promised_fields(demo_home):
+    out = run(*GEN, "--json", home=demo_home)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert {"code", "path", "action_name", "face_pass", "prompt", "seed", "timings_s"} <= data.keys()
+    assert Path(data["path"]) == demo_home / "outputs" / f"{data['code']}.png"
+    assert Path(data["path"]).is_file() and data["face_pass"] is False and data["seed"] == 3
+    assert "wearing a straw hat" in data["prompt"] and data["timings_s"]["body"] > 0
+
+
+def test_generate_bad_input_exits_2_naming_the_field(demo_home):
+    out = run(*[("teen" if a == "young" else a) for a in GEN], home=demo_home)
+    assert out.returncode == 2 and "age" in out.stderr and "young, adult, old" in out.stderr
+    assert list((demo_home / "outputs").glob("*.png")) == []
+
+
+def test_pick_json_ranks_every_action(demo_home):
+    out = run("pick", "taking a photo of myself", "--json", home=demo_home)
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert data["ranking"][0]["action_name"] == "selfie" and len(data["ranking"]) >= 6

@@ -20,6 +20,14 @@ def settings() -> Settings:
     return cfg
 
 
+@st.cache_resource(show_spinner=False)
+def pipelines():
+    """The pipelines, once per server process, shared by every session (never mutated per user:
+    LoRAs are switched under the engine's lock)."""
+    from engine.models import get_pipelines
+    return get_pipelines(settings())
+
+
 def catalog() -> Catalog:
     # Cheap to open, and a fresh handle always sees other processes' writes.
     return Catalog.open(settings())

@@ -1,0 +1,36 @@
+"""Gallery: the latest pictures, and finding one by its code."""
+
+import streamlit as st
+
+from engine import codes
+from engine.errors import InvalidInput
+from ui.results import show_picture
+from ui.state import settings
+
+st.title("Gallery")
+outputs_dir = settings().outputs_dir
+
+wanted = st.text_input("Find your picture by its 8-digit code", max_chars=8)
+if wanted:
+    try:
+        code = codes.check_code(wanted, "code")
+    except InvalidInput:
+        st.error("A picture code is 8 digits, e.g. 04718263.")
+    else:
+        path = outputs_dir / f"{code}.png"
+        if path.is_file():
+            show_picture(code, path)
+        else:
+            st.warning(f"No picture with code {code}.")
+
+if settings().mode == "kiosk":
+    st.caption("At the kiosk, pictures are found by code only.")
+    st.stop()
+
+outputs = sorted(outputs_dir.glob("[0-9]" * 8 + ".png"), key=lambda p: p.stat().st_mtime, reverse=True)
+if not outputs:
+    st.info("No pictures yet. Make one on the *Make a picture* page.")
+else:
+    cols = st.columns(4)
+    for i, path in enumerate(outputs[:48]):
+        cols[i % 4].image(str(path), caption=path.stem)
