@@ -396,6 +396,13 @@ class Catalog:
                 self._drop_unreferenced({old[0][f] for f in _FILE_FIELDS["action_images"]})
         return rec
 
+    def load_action_images(self, rec: ActionImage) -> dict:
+        """The images and keypoints of one action image record, ready for poses.compose_on_poi."""
+        kps = [None if p is None else (float(p[0]), float(p[1])) for p in rec.keypoints] \
+            if rec.keypoints else None
+        return {"pose": self.open_asset(rec.pose_image), "pose_mask": self.open_asset(rec.pose_mask, "L"),
+                "face_mask": self.open_asset(rec.face_mask, "L"), "keypoints": kps}
+
     def update_placement(self, action: str, shot_type: str, placement: dict | None) -> ActionImage:
         shot_type = check_shot_type(shot_type)
         placement = check_placement(placement)

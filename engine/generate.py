@@ -229,10 +229,7 @@ def prepare_scene(req: Request, action_name: str, catalog: Catalog) -> Scene:
     action = catalog.get_action(action_name)
     rec = catalog.get_action_image(action_name, req.action_shot_type)
     poi = catalog.open_asset(poi_rec.file)
-    action_images = {"pose": catalog.open_asset(rec.pose_image),
-                     "pose_mask": catalog.open_asset(rec.pose_mask, "L"),
-                     "face_mask": catalog.open_asset(rec.face_mask, "L"),
-                     "keypoints": _keypoints(rec.keypoints)}
+    action_images = catalog.load_action_images(rec)
     placement = poses.placement_from_dict(rec.placement, poses.DEFAULT_PLACEMENT[req.action_shot_type])
     placed = poses.compose_on_poi(poi.size, action_images, placement)
     if placed["pose_mask"].getbbox() is None:
@@ -240,12 +237,6 @@ def prepare_scene(req: Request, action_name: str, catalog: Catalog) -> Scene:
                            reason="the pose lands entirely outside the POI image")
     return Scene(poi, poi_rec.description, action.description, placed["pose"], placed["pose_mask"],
                  placed["face_mask"])
-
-
-def _keypoints(raw):
-    if not raw:
-        return None
-    return [None if p is None else (float(p[0]), float(p[1])) for p in raw]
 
 
 def _crop_padding(mask: Image.Image, fraction: float, minimum: int) -> int:

@@ -553,3 +553,16 @@ def compose_on_poi(poi_size: tuple[int, int], action_images: Mapping,
         out["pose"] = lay(pose_img, "RGB", Image.BILINEAR)
         out["keypoints"] = None
     return out
+
+
+def preview_on_poi(poi: Image.Image, placed: Mapping) -> Image.Image:
+    """What a curator needs to judge a placement: the photo, the person's area tinted, the
+    face area tinted differently, and the skeleton on top."""
+    base = poi.convert("RGB")
+    body = Image.new("RGB", base.size, (70, 110, 255))
+    face = Image.new("RGB", base.size, (255, 80, 80))
+    out = Image.composite(Image.blend(base, body, 0.45), base, placed["pose_mask"])
+    out = Image.composite(Image.blend(base, face, 0.55), out, placed["face_mask"])
+    skeleton = placed["pose"].convert("RGB")
+    drawn = skeleton.convert("L").point(lambda v: 255 if v > 0 else 0)
+    return Image.composite(skeleton, out, drawn)

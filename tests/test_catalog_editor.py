@@ -1,0 +1,102 @@
+"""Curators edit the catalog in a real browser; bad uploads are refused and lose nothing."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from engine.catalog import Catalog
+from engine.config import load_settings
+from tests.server import browser_page, streamlit_server
+
+
+@pytest.fixture(scope="module")
+def editor(tmp_path_factory, demo_models_root, demo_catalog_root):
+    import shutil
+    home = tmp_path_factory.mktemp("editor-home")
+    (home / "models").mkdir()
+    (home / "models" / "demo").symlink_to(demo_models_root / "demo")
+    shutil.copy2(demo_catalog_root / "catalog_db.json", home / "catalog_db.json")
+    shutil.copytree(demo_catalog_root / "assets", home / "assets")
+    with streamlit_server(home) as base:
+        yield base, home
+
+
+def _cat(home):
+    return Catalog.open(load_settings({"CARTOLINA_HOME": str(home)}))
+
+
+def _png_bytes():
+    buf = io.BytesIO()
+    Image.new("RGB", (320, 200), "orange").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_curator_adds_a_place_with_a_photo(editor, tmp_path):
+    base, home = editor
+    photo = tmp_path / "whatever name.png"
+    photo.write_bytes(_png_bytes())
+    with browser_page() as page:
+        page.goto(base + "/catalog")
+        page.get_by_text("Add a place").click()
+        page.get_by_label("Name of the place").fill("Colosseo")
+        page.get_by_label("Description").first.fill("The Flavian amphitheatre")
+        page.get_by_role("button", name="Add place").click()
+        page.get_by_text("Added the place Colosseo.").wait_for()
+        assert "Colosseo" in _cat(home).poi_names()
+        # the new place is selected: give it a photo
+        page.get_by_label("Photo name").fill("Arena")
+        page.locator("input[type=file]").first.set_input_files(str(photo))
+        page.get_by_role("button", name="Add photo").click()
+        page.get_by_text("Added the photo Arena.").wait_for()
+    rec = _cat(home).get_poi_image("Colosseo", "Arena")
+    assert (rec.width, rec.height) == (320, 200)
+    assert "whatever" not in rec.file and rec.file.startswith("poi/")
+
+
+def test_a_fake_image_upload_is_refused_and_nothing_changes(editor, tmp_path):
+    base, home = editor
+    fake = tmp_path / "holiday.png"
+    fake.write_text("this is not a picture")
+    before = _cat(home).summary()
+    with browser_page() as page:
+        page.goto(base + "/catalog")
+        page.get_by_text("Add a photo").wait_for()
+        page.get_by_label("Photo name").fill("Fake")
+        page.locator("input[type=file]").first.set_input_files(str(fake))
+        page.get_by_role("button", name="Add photo").click()
+        page.get_by_text("not an image file").wait_for()
+        assert "JPEG, PNG, WebP or BMP" in page.inner_text("body")
+    assert _cat(home).summary() == before
+
+
+def test_curator_adds_a_pose_and_moves_it(editor):
+    base, home = editor
+    with browser_page() as page:
+        page.goto(base + "/catalog")
+        page.get_by_text("Poses (actions)").click()
+        page.get_by_text("Add a pose").click()
+        page.get_by_label("Name of the pose").fill("greeting")
+        page.get_by_role("button", name="Add pose").click()
+        page.get_by_text("Added the pose greeting.").wait_for()
+        assert _cat(home).shot_types("greeting") == ["CLS", "MES", "FUS"]
+        page.get_by_text("Pose guide").first.wait_for()  # still on the poses, greeting selected
+        slider = page.locator("input[type=range][aria-label=\"Across (centre)\"]").first
+        slider.focus()
+        slider.press("Home")  # all the way to the left edge: one change, one rerun
+        page.get_by_text("0.00", exact=True).first.wait_for()
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Save placement").click()
+        page.get_by_text("Placement saved.").wait_for()
+    placement = _cat(home).get_action_image("greeting", "CLS").placement
+    assert placement == {"x": 0.0, "bottom": 1.0, "height": 0.95}
+
+
+def test_kiosk_mode_hides_the_editor(demo_home):
+    with streamlit_server(demo_home, env={"CARTOLINA_MODE": "kiosk"}) as base, browser_page() as page:
+        page.goto(base)
+        page.get_by_text("Put yourself in the picture").wait_for()
+        assert page.get_by_role("link", name="Catalog").count() == 0
+        page.goto(base + "/catalog")
+        page.get_by_text("Put yourself in the picture").wait_for()
+        assert "Add a place" not in page.inner_text("body")
