@@ -7,10 +7,11 @@ each test's data root; the demo catalog is built once and copied.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
+
+from tests.homes import fill_demo_home
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -58,11 +59,4 @@ def demo_catalog_root(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def demo_home(home, demo_models_root, demo_catalog_root) -> Path:
-    """A data root with the demo models (linked) and a private copy of the demo catalog."""
-    (home / "models").mkdir(exist_ok=True)
-    (home / "models" / "demo").symlink_to(demo_models_root / "demo")
-    shutil.copy2(demo_catalog_root / "catalog_db.json", home / "catalog_db.json")
-    shutil.copytree(demo_catalog_root / "assets", home / "assets", dirs_exist_ok=True)
-    for d in ("loras", "outputs", "jobs"):
-        (home / d).mkdir(exist_ok=True)
-    return home
+    return fill_demo_home(home, demo_models_root, demo_catalog_root)

@@ -6,18 +6,13 @@ import urllib.request
 
 import pytest
 
+from tests.homes import fill_demo_home
 from tests.server import browser_page, streamlit_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, demo_models_root, demo_catalog_root):
-    import shutil
-    home = tmp_path_factory.mktemp("app-home")
-    (home / "models").mkdir()
-    (home / "models" / "demo").symlink_to(demo_models_root / "demo")
-    shutil.copy2(demo_catalog_root / "catalog_db.json", home / "catalog_db.json")
-    shutil.copytree(demo_catalog_root / "assets", home / "assets")
-    (home / "outputs").mkdir()
+    home = fill_demo_home(tmp_path_factory.mktemp("app-home"), demo_models_root, demo_catalog_root)
     (home / "outputs" / "12345678.png").write_bytes(b"\x89PNG fake")  # served as bytes only
     with streamlit_server(home) as base:
         yield base, home

@@ -7,17 +7,13 @@ from PIL import Image
 
 from engine.catalog import Catalog
 from engine.config import load_settings
+from tests.homes import fill_demo_home
 from tests.server import browser_page, streamlit_server
 
 
 @pytest.fixture(scope="module")
 def editor(tmp_path_factory, demo_models_root, demo_catalog_root):
-    import shutil
-    home = tmp_path_factory.mktemp("editor-home")
-    (home / "models").mkdir()
-    (home / "models" / "demo").symlink_to(demo_models_root / "demo")
-    shutil.copy2(demo_catalog_root / "catalog_db.json", home / "catalog_db.json")
-    shutil.copytree(demo_catalog_root / "assets", home / "assets")
+    home = fill_demo_home(tmp_path_factory.mktemp("editor-home"), demo_models_root, demo_catalog_root)
     with streamlit_server(home) as base:
         yield base, home
 
