@@ -16,7 +16,7 @@ from typing import Callable
 from engine.errors import CartolinaError, Conflict, InvalidInput, NotFound
 
 # Modules that add their own subcommands with `register(subparsers)`.
-_COMMAND_MODULES: list[str] = []
+_COMMAND_MODULES: list[str] = ["engine.training.cli"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -1,0 +1,151 @@
+"""`python -m engine train|jobs|job|cancel`: the training queue from a shell.
+
+`train` checks the photos and queues the job, printing its code at once (like the kiosk);
+`--wait` follows it to the end. Bad photos exit with 2 and one line per photo to retake.
+Every command settles the queue first (see `jobs.reconcile`), so running `jobs` after a
+crash or a reboot is enough to resume or fail what was left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from engine.training import jobs
+
+__all__ = ["register"]
+
+
+def _settings():
+    from engine.config import load_settings
+    s = load_settings()
+    s.ensure_dirs()
+    return s
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _line(st: dict) -> str:
+    state = st["state"]
+    text = f"{st['code']}  {state:<9}  step {st.get('step') or 0}/{st.get('total_steps')}"
+    if state == "queued" and st.get("queue_position"):
+        text += f"  (place {st['queue_position']} in the queue)"
+    if state == "running":
+        if st.get("loss") is not None:
+            text += f"  loss {st['loss']:.4f}"
+        if st.get("eta_s") is not None:
+            text += f"  about {_duration(st['eta_s'])} left"
+    if st.get("error") and state in ("failed", "cancelled"):
+        text += f"\n  {st['error'].splitlines()[0]}"
+    return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+def _cmd_train(args) -> int:
+    from engine.cli import EXIT_FAILED, EXIT_OK, emit
+    settings = _settings()
+    n = len(args.photos)
+    fields = {"total_steps": args.steps or settings.steps_per_photo * n}
+    for name in ("rank", "resolution", "seed"):
+        if getattr(args, name) is not None:
+            fields[name] = getattr(args, name)
+    if args.lr is not None:
+        fields["learning_rate"] = args.lr
+    if args.trigger is not None:
+        fields["trigger_words"] = args.trigger
+    st = jobs.submit(args.photos, settings, jobs.TrainOptions(**fields))
+    if not args.wait:
+        emit(args, st, lambda: f"code {st['code']}\nstate {st['state']}" +
+             (f" (place {st['queue_position']} in the queue)" if st.get("queue_position") else ""))
+        return EXIT_OK
+    if not args.json:
+        print(f"code {st['code']}", flush=True)
+    started = time.monotonic()
+
+    def progress(now: dict) -> None:
+        if not args.json:
+            print(f"  {_line(now)}", file=sys.stderr, flush=True)
+
+    final = jobs.wait(settings, st["code"], on_status=progress)
+    final["elapsed_s"] = round(time.monotonic() - started, 1)
+    emit(args, final, lambda: f"state {final['state']}" +
+         (f"\nLoRA in {settings.loras_dir / final['code']}" if final["state"] == "succeeded" else "") +
+         (f"\n{final['error']}" if final.get("error") and final["state"] != "succeeded" else ""))
+    return EXIT_OK if final["state"] == "succeeded" else EXIT_FAILED
+
+
+def _cmd_jobs(args) -> int:
+    from engine.cli import EXIT_OK, emit
+    listed = jobs.list_jobs(_settings())
+    emit(args, listed, lambda: "\n".join(_line(st) for st in listed) or "no training jobs")
+    return EXIT_OK
+
+
+def _cmd_job(args) -> int:
+    from engine.cli import EXIT_OK, emit
+    st = jobs.status(_settings(), args.code)
+    emit(args, st, lambda: _line(st))
+    return EXIT_OK
+
+
+def _cmd_cancel(args) -> int:
+    from engine.cli import EXIT_OK, emit
+    st = jobs.cancel(_settings(), args.code)
+    emit(args, st, lambda: _line(st))
+    return EXIT_OK
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train", help="train a face LoRA from photos; prints its 8-digit code",
+                       description="Check the photos (one face each, sharp, large enough), queue a "
+                                   "LoRA training and print its code and state at once. Bad photos "
+                                   "exit with 2 and the reason for each photo.")
+    p.add_argument("photos", nargs="+", metavar="PHOTO", help="the face photos (5 by default)")
+    p.add_argument("--steps", type=_positive, metavar="N",
+                   help="total training steps (default: 300 per photo, 1500 for five)")
+    p.add_argument("--rank", type=_positive, metavar="R", help="LoRA rank (default 16)")
+    p.add_argument("--lr", type=float, metavar="X", help="learning rate (default 1e-4)")
+    p.add_argument("--resolution", type=_positive, metavar="PX",
+                   help="side of the face crops, a multiple of 8 (default 512)")
+    p.add_argument("--trigger", metavar="WORDS", help='trigger words (default "sks person")')
+    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: random)")
+    p.add_argument("--wait", action="store_true", help="follow the training and print the final state")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("jobs", help="list training jobs (and settle crashed ones)",
+                       description="List every training job, oldest first, with its state. Dead or "
+                                   "stale trainers are resumed or failed, queued jobs started.")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_jobs)
+
+    p = sub.add_parser("job", help="show one training job's status",
+                       description="The status fields of one job: state, step, total_steps, loss, "
+                                   "eta_s, pid, heartbeat_at, error, queue_position.")
+    p.add_argument("code", metavar="CODE", help="the 8-digit code")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_job)
+
+    p = sub.add_parser("cancel", help="cancel a queued or running training job",
+                       description="Cancel a job: a queued one at once, a running one by ending its "
+                                   "trainer's process group. The next queued job then starts.")
+    p.add_argument("code", metavar="CODE", help="the 8-digit code")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_cancel)

@@ -1,0 +1,508 @@
+"""The face-LoRA trainer: `python -m engine.training.train_lora --job DIR`.
+
+It runs detached, outliving the page that started it, so it talks only through files (see
+`engine.training.jobs`): it reads `spec.json` and the photos, writes `status.json` with a
+heartbeat, checkpoints to `checkpoint-N/`, and leaves `loras/<code>/` behind.
+
+What it trains, and why that way:
+
+- a LoRA (peft) on the attention projections of the *inpainting* UNet, because the face pass
+  paints the face with that very UNet through a mask; training it on inpainting inputs
+  (noisy latents + mask + masked-image latents) teaches the adapter the job it will do;
+- masks around the face (the face box grown twice) and random rectangles, so the adapter
+  learns the face from its surroundings and also copes with masks of other shapes;
+- image latents, masked-image latents and the prompt's embedding computed once: the VAE and
+  the text encoder are frozen, so encoding them again at every step (as diffusers'
+  DreamBooth example does by default) only burns time — see `bench/bench_train.py`;
+- min-SNR loss weighting (gamma 5) for faster, steadier convergence at few steps; AdamW;
+  fp16/bf16 autocast and gradient checkpointing on CUDA only (CPUs are slower in half);
+- every random draw comes from one seeded generator saved in each checkpoint, so a run
+  resumed from `checkpoint-N` ends with exactly the weights of an uninterrupted one.
+
+Heavy libraries are imported inside functions: the heartbeat must start beating before
+torch has finished importing, or a short grace would call a healthy trainer dead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from engine.errors import Cancelled, CartolinaError, JobError, ModelError
+from engine.training import jobs
+
+TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
+FACE_GROW = (0.25, 0.75)  # the two face masks: box grown by 25 % and by 75 % on each side
+
+
+def log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [trainer {os.getpid()}] {message}", flush=True)
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m engine.training.train_lora",
+        description="Train a face LoRA for one job folder (spec.json + photos/) and write "
+                    "loras/<code>/. Normally started by the job queue, not by hand.")
+    parser.add_argument("--job", required=True, type=Path, metavar="DIR", help="the job folder")
+    return parser.parse_args(argv)
+
+
+# --- data ----------------------------------------------------------------------------------------
+
+def _face_masks(res: int, box, grow: float):
+    import numpy as np
+    x0, y0, x1, y1 = box
+    w, h = x1 - x0, y1 - y0
+    m = np.zeros((res, res), dtype=np.float32)
+    m[max(0, int(y0 - h * grow)):min(res, int(math.ceil(y1 + h * grow))),
+      max(0, int(x0 - w * grow)):min(res, int(math.ceil(x1 + w * grow)))] = 1.0
+    return m
+
+
+def _random_mask(res: int, rng):
+    import numpy as np
+    m = np.zeros((res, res), dtype=np.float32)
+    w, h = (int(res * rng.uniform(0.25, 0.75)) for _ in range(2))
+    x, y = int(rng.integers(0, res - w + 1)), int(rng.integers(0, res - h + 1))
+    m[y:y + h, x:x + w] = 1.0
+    return m
+
+
+def build_masks(res: int, face_box, n_random: int, rng) -> list:
+    """Face masks first (what the face pass will use), then random rectangles."""
+    return [_face_masks(res, face_box, g) for g in FACE_GROW] + [_random_mask(res, rng) for _ in range(n_random)]
+
+
+def load_components(base_model: str):
+    """tokenizer, text encoder, VAE, UNet and a DDPM scheduler from the pipeline the face pass uses."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+    path = Path(base_model)
+    try:
+        if path.is_dir():
+            tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+            text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder")
+            vae = AutoencoderKL.from_pretrained(path, subfolder="vae")
+            unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet")
+            scheduler = DDPMScheduler.from_pretrained(path, subfolder="scheduler")
+        else:  # a single .safetensors checkpoint
+            from diffusers import StableDiffusionInpaintPipeline
+            pipe = StableDiffusionInpaintPipeline.from_single_file(str(path))
+            tokenizer, text_encoder, vae, unet = pipe.tokenizer, pipe.text_encoder, pipe.vae, pipe.unet
+            scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    except Exception as exc:
+        raise ModelError(f"base_model: cannot load {base_model} ({type(exc).__name__}: {exc})") from exc
+    if unet.config.in_channels != 9:
+        raise ModelError(f"base_model: {base_model} is not an inpainting model (UNet has "
+                         f"{unet.config.in_channels} input channels; accepted: 9)")
+    return tokenizer, text_encoder, vae, unet, scheduler
+
+
+def _precision(opts: jobs.TrainOptions, device: str, settings_dtype: str):
+    import torch
+    mode = opts.mixed_precision
+    if mode == "auto":
+        if device != "cuda" or settings_dtype == "float32":
+            mode = "no"
+        elif settings_dtype == "bfloat16" or (settings_dtype == "auto" and torch.cuda.is_bf16_supported()):
+            mode = "bf16"
+        else:
+            mode = "fp16"
+    if mode != "no" and device != "cuda":
+        mode = "no"  # autocast in half precision is a CUDA feature; CPUs would only slow down
+    dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[mode]
+    return mode, dtype
+
+
+class Cache:
+    """Latents and text embedding computed once: the frozen encoders never run in the loop."""
+
+    def __init__(self, mean, std, masks, masked, text):
+        self.mean, self.std, self.masks, self.masked, self.text = mean, std, masks, masked, text
+
+
+def encode_dataset(spec: dict, job: Path, opts, tokenizer, text_encoder, vae, device, dtype) -> Cache:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    res = opts.resolution
+    rng = np.random.default_rng(opts.seed)
+    caption = opts.caption.replace("{trigger}", opts.trigger_words.strip())
+    with torch.no_grad():
+        ids = tokenizer(caption, padding="max_length", max_length=tokenizer.model_max_length,
+                        truncation=True, return_tensors="pt").input_ids.to(device)
+        text = text_encoder(ids)[0].to(torch.float32)
+        pixels, masks = [], []
+        for entry in spec["photos"]:
+            img = Image.open(job / entry["file"]).convert("RGB")
+            if img.size != (res, res):
+                raise JobError(f"photos: {entry['file']} is {img.size[0]}x{img.size[1]}, expected {res}x{res}")
+            pixels.append(torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1))
+            masks.append(torch.from_numpy(np.stack(build_masks(res, entry["face_box"], opts.random_masks, rng))))
+        pixels = torch.stack(pixels)                      # N, 3, H, W
+        masks = torch.stack(masks)[:, :, None]            # N, V, 1, H, W
+        n, v = masks.shape[:2]
+        masked = pixels[:, None] * (masks < 0.5)          # as the inpainting pipeline masks its input
+        sf = vae.config.scaling_factor
+
+        def encode(batch):  # one at a time: a 512 px VAE pass on many images at once spikes memory
+            # (on a 6 GB card the UNet is already loaded); it runs once, so speed hardly matters
+            out = [vae.encode(chunk.to(device, dtype)).latent_dist for chunk in batch.split(1)]
+            return torch.cat([d.mean.float() for d in out]) * sf, torch.cat([d.std.float() for d in out]) * sf
+
+        mean, std = encode(pixels)
+        masked_lat, _ = encode(masked.flatten(0, 1))
+        lat_hw = mean.shape[-2:]
+        small = F.interpolate(masks.flatten(0, 1), size=lat_hw)  # nearest, as the pipeline does
+        masks_all = small.view(n, v, 1, *lat_hw).to(device)
+        masked_all = masked_lat.view(n, v, *masked_lat.shape[1:])
+    return Cache(mean, std, masks_all, masked_all, text)
+
+
+def _min_snr_weights(scheduler, timesteps, gamma: float):
+    import torch
+    from diffusers.training_utils import compute_snr
+    snr = compute_snr(scheduler, timesteps)
+    weights = torch.clamp(snr, max=gamma)
+    if scheduler.config.prediction_type == "v_prediction":
+        return weights / (snr + 1)
+    return weights / snr
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+def save_checkpoint(job: Path, step: int, unet, optimizer, generator, scaler, loss, keep: int) -> Path:
+    """Written to a hidden folder and renamed, so a kill mid-save never leaves a torn one."""
+    import torch
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+    stage = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}-", dir=job))
+    lora = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in get_peft_model_state_dict(unet).items()}
+    save_file(lora, str(stage / "lora.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
+                "torch_rng": torch.get_rng_state(),
+                "scaler": scaler.state_dict() if scaler is not None else None}, stage / "trainer.pt")
+    (stage / "state.json").write_text(json.dumps({"step": step, "loss": loss}))
+    final = job / f"checkpoint-{step}"
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(stage, final)
+    for _n, old in jobs.checkpoints(job)[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def load_checkpoint(folder: Path, unet, optimizer, generator, scaler) -> tuple[int, float | None]:
+    import torch
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+    result = set_peft_model_state_dict(unet, load_file(str(folder / "lora.safetensors")))
+    if getattr(result, "unexpected_keys", None):
+        raise JobError(f"{folder.name}: LoRA keys do not match this UNet ({result.unexpected_keys[:3]})")
+    state = torch.load(folder / "trainer.pt", map_location="cpu", weights_only=False)
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    info = json.loads((folder / "state.json").read_text())
+    return int(info["step"]), info.get("loss")
+
+
+# --- output --------------------------------------------------------------------------------------
+
+def kohya_state_dict(peft_state: dict, alpha: float) -> dict:
+    """The same LoRA under kohya-ss names (lora_unet_…​.lora_down/.lora_up/.alpha), the form
+    AUTOMATIC1111 and ComfyUI load."""
+    import torch
+    from diffusers.utils import convert_state_dict_to_kohya
+    converted = convert_state_dict_to_kohya({f"unet.{k}": v for k, v in peft_state.items()})
+    return {k: (torch.tensor(float(alpha)) if k.endswith(".alpha") else v.contiguous())
+            for k, v in converted.items()}
+
+
+def save_lora(loras_dir: Path, code: str, unet, meta: dict, alpha: float) -> Path:
+    """loras/<code>/ appears complete or not at all (built aside, then renamed)."""
+    import torch
+    from diffusers import StableDiffusionInpaintPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    loras_dir.mkdir(parents=True, exist_ok=True)
+    peft_state = {k: v.detach().to("cpu", torch.float32).contiguous()
+                  for k, v in get_peft_model_state_dict(unet).items()}
+    stage = Path(tempfile.mkdtemp(prefix=f".tmp-{code}-", dir=loras_dir))
+    try:
+        StableDiffusionInpaintPipeline.save_lora_weights(
+            str(stage), unet_lora_layers=convert_state_dict_to_diffusers(peft_state),
+            safe_serialization=True, weight_name=LORA_WEIGHTS,
+            unet_lora_adapter_metadata=unet.peft_config["default"].to_dict())
+        save_file(kohya_state_dict(peft_state, alpha), str(stage / f"{code}_kohya.safetensors"),
+                  metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(meta["rank"]),
+                            "ss_network_alpha": str(alpha), "ss_base_model_version": "sd_v1",
+                            "cartolina_trigger_words": meta["trigger_words"]})
+        (stage / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        os.chmod(stage, 0o755)  # mkdtemp makes it private; the studio and its server read it
+        for f in stage.iterdir():
+            os.chmod(f, 0o644)
+        final = loras_dir / code
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(stage, final)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    return final
+
+
+# --- the training run ----------------------------------------------------------------------------
+
+def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_setting: str = "auto",
+          report: Callable[..., None] = lambda **_: None,
+          should_stop: Callable[[], bool] = lambda: False, save_on_stop: Callable[[], bool] = lambda: False,
+          stop_after: int | None = None) -> dict:
+    """Train from the spec (resuming from the latest checkpoint) and write the LoRA.
+
+    `report(step=, loss=, eta_s=)` is called after each step; `should_stop()` is polled before
+    each step and raises `Cancelled` (after a checkpoint if `save_on_stop()` says so: a
+    shutdown, unlike a visitor's cancel, will be resumed). `stop_after` ends the run early after that step with a
+    checkpoint (tests use it to simulate an interruption). Returns the meta written.
+    """
+    import torch
+    from peft import LoraConfig
+
+    opts = jobs.TrainOptions.from_dict(spec["options"]).checked()
+    code = spec["code"]
+    total = opts.total_steps
+    alpha = float(opts.alpha or opts.rank)
+    mode, dtype = _precision(opts, device, dtype_setting)
+    log(f"device {device}, mixed precision {mode}, {total} steps, rank {opts.rank}, "
+        f"lr {opts.learning_rate}, {opts.resolution} px, seed {opts.seed}")
+
+    # 1. models, frozen
+    tokenizer, text_encoder, vae, unet, scheduler = load_components(spec["base_model"])
+    for m in (text_encoder, vae, unet):
+        m.requires_grad_(False)
+        m.to(device) if dtype == torch.float32 else m.to(device, dtype=dtype)
+    text_encoder.eval()
+    vae.eval()
+    if should_stop():
+        raise Cancelled("cancelled before training started")
+
+    # 2. everything the frozen encoders produce, once
+    t0 = time.perf_counter()
+    cache = encode_dataset(spec, job, opts, tokenizer, text_encoder, vae, device, dtype)
+    n_img, n_var = cache.masks.shape[:2]
+    log(f"cached {n_img} photos × {n_var} masks in {time.perf_counter() - t0:.1f} s")
+    del text_encoder, vae  # not needed any more: give the memory back to the UNet
+    if device == "cuda":
+        torch.cuda.empty_cache()
+
+    # 3. the LoRA, seeded so the same spec gives the same start
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(opts.seed)
+        unet.add_adapter(LoraConfig(r=opts.rank, lora_alpha=alpha, init_lora_weights="gaussian",
+                                    target_modules=TARGET_MODULES))
+    for p in unet.parameters():
+        if p.requires_grad:
+            p.data = p.data.float()  # trainable weights in fp32 even when the base is in half
+    grad_ckpt = opts.gradient_checkpointing == "on" or (opts.gradient_checkpointing == "auto" and device == "cuda")
+    if grad_ckpt:
+        unet.enable_gradient_checkpointing()
+    unet.train()
+    params = [p for p in unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=opts.learning_rate, betas=(0.9, 0.999),
+                                  weight_decay=1e-2, eps=1e-8)
+    scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
+    gen = torch.Generator(device="cpu").manual_seed(opts.seed)
+
+    # 4. resume
+    step, loss_value = 0, None
+    ckpt = jobs.latest_checkpoint(job)
+    if ckpt:
+        step, loss_value = load_checkpoint(ckpt[1], unet, optimizer, gen, scaler)
+        log(f"resumed from {ckpt[1].name} at step {step}")
+    report(step=step, loss=loss_value, eta_s=None, force=True)
+
+    # 5. the loop
+    n_t = scheduler.config.num_train_timesteps
+    text = cache.text.to(device)
+    bs = opts.batch_size
+    recent: list[float] = []
+    last = time.perf_counter()
+    while step < total:
+        if should_stop():
+            if step > 0 and save_on_stop():
+                save_checkpoint(job, step, unet, optimizer, gen, scaler, loss_value, opts.checkpoints_keep)
+                log(f"checkpoint-{step} saved on the way out")
+            raise Cancelled(f"cancelled at step {step}")
+        idx = torch.randint(n_img, (bs,), generator=gen)
+        var = torch.randint(n_var, (bs,), generator=gen)
+        shape = (bs,) + tuple(cache.mean.shape[1:])
+        eps_lat = torch.randn(shape, generator=gen)
+        noise = torch.randn(shape, generator=gen)
+        timesteps = torch.randint(0, n_t, (bs,), generator=gen)
+        latents = (cache.mean[idx.to(cache.mean.device)] + cache.std[idx.to(cache.std.device)] * eps_lat.to(device))
+        noise, timesteps = noise.to(device), timesteps.to(device)
+        noisy = scheduler.add_noise(latents, noise, timesteps)
+        mask = cache.masks[idx, var].to(device)
+        masked = cache.masked[idx, var].to(device)
+        model_in = torch.cat([noisy, mask, masked], dim=1).to(dtype)
+        with torch.autocast(device_type="cuda", dtype=dtype, enabled=mode != "no"):
+            pred = unet(model_in, timesteps, encoder_hidden_states=text.expand(bs, -1, -1).to(dtype)).sample
+        if scheduler.config.prediction_type == "v_prediction":
+            target = scheduler.get_velocity(latents, noise, timesteps)
+        else:
+            target = noise
+        per_sample = torch.nn.functional.mse_loss(pred.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
+        loss = (per_sample * _min_snr_weights(scheduler, timesteps, opts.min_snr_gamma)).mean()
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+        else:
+            loss.backward()
+        if opts.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(params, opts.max_grad_norm)
+        if scaler is not None:
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        step += 1
+        loss_value = float(loss.detach())
+        now = time.perf_counter()
+        recent = (recent + [now - last])[-20:]
+        last = now
+        report(step=step, loss=round(loss_value, 6), eta_s=round(sum(recent) / len(recent) * (total - step), 1))
+        if step < total and (step % opts.checkpoint_every == 0 or step == stop_after):
+            save_checkpoint(job, step, unet, optimizer, gen, scaler, loss_value, opts.checkpoints_keep)
+            log(f"step {step}/{total}, loss {loss_value:.4f}: checkpoint-{step} saved")
+        if stop_after is not None and step >= stop_after and step < total:
+            return {"stopped_at": step}
+
+    # 6. the LoRA
+    meta = {"code": code, "trigger_words": opts.trigger_words.strip(),
+            "caption": opts.caption.replace("{trigger}", opts.trigger_words.strip()),
+            "base_model": spec.get("base_model_name") or spec["base_model"],
+            "base_model_path": spec["base_model"], "steps": step, "rank": opts.rank, "alpha": alpha,
+            "learning_rate": opts.learning_rate, "resolution": opts.resolution, "seed": opts.seed,
+            "photos": len(spec["photos"]), "final_loss": loss_value, "mixed_precision": mode,
+            "target_modules": TARGET_MODULES, "weights": LORA_WEIGHTS, "kohya_weights": f"{code}_kohya.safetensors",
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    save_lora(loras_dir, code, unet, meta, alpha)
+    log(f"LoRA written to {loras_dir / code} (final loss {loss_value})")
+    return meta
+
+
+# --- main: the job protocol around train() -------------------------------------------------------
+
+class _Stop:
+    """SIGTERM sets a flag the loop polls; the trainer then ends cleanly instead of dying."""
+
+    def __init__(self):
+        self.signalled = False
+
+    def __call__(self, signum, frame):
+        self.signalled = True
+
+    def __bool__(self):
+        return self.signalled
+
+
+def main(args: argparse.Namespace) -> int:
+    from engine.config import load_settings
+    stop = _Stop()
+    signal.signal(signal.SIGTERM, stop)
+    job = Path(args.job).resolve()
+    settings = load_settings()
+    spec = jobs._read_json(job / jobs.SPEC)
+    if spec is None:
+        log(f"no readable {jobs.SPEC} in {job}")
+        return 2
+    code = spec["code"]
+
+    # First write, under the queue lock: strictly after the launcher's own `running` write.
+    with jobs.queue_lock(settings):
+        st = jobs._raw_status(job) or {}
+        if st.get("state") in jobs.FINISHED:
+            log(f"job {code} already {st['state']}; nothing to do")
+            return 0
+        if st.get("pid") not in (None, os.getpid()) and jobs.pid_alive(st.get("pid"), st.get("pid_started_at")):
+            log(f"job {code} is being trained by pid {st['pid']}; refusing to start a second trainer")
+            return 1
+        now = time.time()
+        st.update(state="running", pid=os.getpid(), pid_started_at=jobs._pid_started(os.getpid()),
+                  heartbeat_at=now, started_at=st.get("started_at") or now, error=None,
+                  attempt=st.get("attempt") or 1)
+        writer = jobs.StatusWriter(job, jobs.write_status(job, st),
+                                   jobs.heartbeat_interval(settings.heartbeat_grace_s)).start()
+    log(f"job {code}: attempt {st['attempt']}, heartbeat every "
+        f"{writer.interval_s:.2f} s (grace {settings.heartbeat_grace_s:.0f} s)")
+
+    state, error, exit_code = "failed", None, 1
+    try:
+        done = settings.loras_dir / code / "meta.json"
+        if done.is_file():  # killed after the LoRA was written but before the final status
+            state, exit_code = "succeeded", 0
+        else:
+            from engine.models import pick_device
+            meta = train(spec, job, settings.loras_dir, device=pick_device(settings.device),
+                         dtype_setting=settings.dtype, report=writer.update, should_stop=lambda: bool(stop),
+                         save_on_stop=lambda: not jobs.cancel_requested(job))
+            writer.update(force=True, step=meta["steps"], loss=meta["final_loss"], eta_s=0)
+            state, exit_code = "succeeded", 0
+    except Cancelled as exc:
+        if not jobs.cancel_requested(job):
+            # SIGTERM from the system (shutdown, `docker stop`), not a visitor: leave the job
+            # resumable. The status stays `running` with our pid; once we are gone the next
+            # reconcile resumes it from its last checkpoint.
+            writer.stop()
+            log(f"stopped by SIGTERM without a cancel request ({exc}); the job will resume")
+            return 143
+        state, error, exit_code = "cancelled", "cancelled", 0
+        log(str(exc))
+    except (CartolinaError, Exception) as exc:  # the trainer must always leave a final status
+        traceback.print_exc(file=sys.stdout)
+        error = f"{type(exc).__name__}: {exc}"
+        log(f"training failed: {error}")
+    finally:
+        writer.stop()
+
+    with jobs.queue_lock(settings):
+        current = jobs._raw_status(job) or {}
+        if current.get("state") not in jobs.FINISHED:
+            final = dict(writer.status, state=state, error=error, finished_at=time.time(), eta_s=None if state != "succeeded" else 0)
+            if state == "failed":
+                tail = jobs.log_tail(job)
+                final["error"] = error + ("\n--- end of log.txt ---\n" + tail if tail else "")
+            jobs.write_status(job, final)
+        jobs.cleanup_job(job)
+    log(f"job {code} {state}")
+    try:
+        jobs.reconcile(settings)  # start the next queued job without anybody clicking
+    except Exception as exc:  # never turn a finished job into a failed exit over this
+        log(f"reconcile after the job failed: {exc}")
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))
