@@ -184,3 +184,23 @@ def test_pipelines_share_weights_and_keep_a_bounded_lora_cache(studio, demo_mode
         assert "lora_20000001" not in adapters and {"lora_20000002", "lora_20000003"} <= adapters
     finally:
         pipes.lora_cache_size = settings.lora_cache_size
+
+
+def test_memory_savers_are_applied_and_still_generate(demo_home):
+    from dataclasses import replace
+
+    from engine.models import load_pipelines
+    settings = replace(load_settings(), attention_slicing=True, vae_tiling=True)
+    pipes = load_pipelines(settings)
+    assert pipes.body.vae.use_tiling
+    processors = {type(p).__name__ for p in pipes.body.unet.attn_processors.values()}
+    assert processors == {"SlicedAttnProcessor"}
+    result = gen.generate(BASE, settings, catalog=Catalog.open(settings), pipelines=pipes)
+    assert Image.open(result.path).size == (768, 512)
+
+
+def test_missing_models_are_a_clear_error(home):
+    from engine.errors import ModelError
+    from engine.models import load_pipelines
+    with pytest.raises(ModelError, match="CARTOLINA_CONTROLNET_MODEL.*python -m engine demo"):
+        load_pipelines(load_settings())

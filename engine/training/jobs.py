@@ -52,6 +52,7 @@ from typing import Callable, Iterator, Sequence
 from engine import codes
 from engine.config import REPO_ROOT, Settings
 from engine.errors import Conflict, InvalidInput, JobError, ModelError, NotFound
+from engine.prompts import DEFAULT_TRIGGER  # the face pass and the trainer must agree
 
 __all__ = ["STATES", "FINISHED", "TrainOptions", "submit", "cancel", "reconcile", "status",
            "read_status", "list_jobs", "wait", "job_dir", "queue_lock", "log_tail",
@@ -69,7 +70,6 @@ LOCK_TIMEOUT_S = 60.0
 MAX_ATTEMPTS = 3
 CANCEL_GRACE_S = 10.0
 TAIL_LINES = 20
-DEFAULT_TRIGGER = "sks person"
 
 
 # --- options (the spec's training part) ----------------------------------------------------------

@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import Cancelled, CartolinaError, JobError, ModelError
+from engine.models import LORA_WEIGHTS  # the face pass loads what the trainer writes
 from engine.training import jobs
 
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
-LORA_WEIGHTS = "pytorch_lora_weights.safetensors"
 FACE_GROW = (0.25, 0.75)  # the two face masks: box grown by 25 % and by 75 % on each side
 
 
