@@ -15,8 +15,8 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir --extra-index-url "$TORCH_INDEX_URL" -r requirements.txt
 
 COPY . .
-# The shipped demo catalog seeds the data volume; the demo models are built into it.
-RUN mkdir -p /data && cp -r catalog_db.json assets /data/ && python -m engine demo
+# The demo models and the demo catalog are built into the data volume's first contents.
+RUN python -m engine demo
 
 VOLUME ["/data"]
 EXPOSE 8501

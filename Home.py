@@ -21,6 +21,10 @@ def welcome() -> None:
                 "step in seconds. Their pictures are noise, by design. Point "
                 "`CARTOLINA_INPAINT_MODEL` / `CARTOLINA_CONTROLNET_MODEL` at real models "
                 "for real pictures.", icon="ℹ️")
+    c1, c2, c3 = st.columns(3)
+    c1.page_link("app_pages/train.py", label="1. Give five photos of your face", icon=":material/photo_camera:")
+    c2.page_link("app_pages/scene.py", label="2. Make a picture", icon=":material/palette:")
+    c3.page_link("app_pages/gallery.py", label="3. Find it by its code", icon=":material/photo_library:")
     st.caption(f"Mode: **{cfg.mode}** · data folder: `{cfg.home}`")
 
 
