@@ -49,7 +49,7 @@ def test_home_page_renders_in_a_browser(server):
     with browser_page() as page:
         page.goto(base)
         page.get_by_text("Put yourself in the picture").wait_for()
-        assert "demo models" in page.inner_text("body")
+        page.get_by_text("demo models", exact=False).first.wait_for()
         for title in ("Your face", "Make a picture", "Gallery", "Catalog"):
             assert page.get_by_role("link", name=title).count() >= 1
 
@@ -74,13 +74,13 @@ def test_a_visitor_makes_a_picture_in_the_browser(server):
         page.get_by_label("Clothing and details").fill("a yellow raincoat")
         page.get_by_role("button", name="Make my picture").click()
         page.get_by_text("Your picture code").wait_for(timeout=120_000)
-        body = page.inner_text("body")
         new = set((home / "outputs").glob("*.png")) - before
         assert len(new) == 1
         code = next(iter(new)).stem
-        assert code in body and "no LoRA code given" in body
+        page.get_by_text(code, exact=True).first.wait_for()
+        page.get_by_text("no LoRA code given", exact=False).wait_for()
+        page.get_by_text(f"/data/outputs/{code}.png", exact=False).wait_for()  # the QR code's URL
         assert page.get_by_role("button", name="Download").count() == 1
-        assert f"/data/outputs/{code}.png" in body  # the QR code's URL
 
 
 def test_a_malformed_lora_code_is_explained_in_the_browser(server):
