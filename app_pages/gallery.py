@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from engine import codes
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, NotFound
+from engine.generate import find_output
 from ui.results import show_picture
 from ui.state import settings
 
@@ -13,15 +13,13 @@ outputs_dir = settings().outputs_dir
 wanted = st.text_input("Find your picture by its 8-digit code", max_chars=8)
 if wanted:
     try:
-        code = codes.check_code(wanted, "code")
+        path = find_output(settings(), wanted)
     except InvalidInput:
         st.error("A picture code is 8 digits, e.g. 04718263.")
+    except NotFound:
+        st.warning(f"No picture with code {wanted.strip()}.")
     else:
-        path = outputs_dir / f"{code}.png"
-        if path.is_file():
-            show_picture(code, path)
-        else:
-            st.warning(f"No picture with code {code}.")
+        show_picture(path.stem, path)
 
 if settings().mode == "kiosk":
     st.caption("At the kiosk, pictures are found by code only.")

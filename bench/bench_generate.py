@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,11 +30,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 def make_home(root: Path) -> Path:
+    from engine import poses
     from engine.catalog import Catalog
+    from engine.catalog_edit import set_images_from_library
     from engine.config import load_settings
     from engine.demo.models import build_demo_models
     from engine.demo.scenes import draw_scene
-    from engine import poses
 
     settings = load_settings({"CARTOLINA_HOME": str(root)})
     settings.ensure_dirs()
@@ -45,9 +45,7 @@ def make_home(root: Path) -> Path:
     cat.add_poi_image("Bench", "Square", draw_scene("piazza", (512, 512), seed=3),
                       "a sunny Italian piazza with a fountain")
     cat.add_action("standing", poses.ACTIONS["standing"].description)
-    built = poses.build_action_images("standing", "FUS")
-    cat.set_action_image("standing", "FUS", built["pose"], built["pose_mask"], built["face_mask"],
-                         keypoints=[None if p is None else list(p) for p in built["keypoints"]])
+    set_images_from_library(cat, "standing", "standing", ["FUS"])
     sys.path.insert(0, str(REPO / "tests"))
     from lora_helpers import make_lora
     make_lora(settings.models_dir, settings.loras_dir, "00000001", seed=1)
@@ -67,7 +65,6 @@ def med(xs):
 
 def bench_overhead_and_lora(home: Path, pairs: int, steps: int) -> dict:
     import torch
-    from PIL import Image
     from engine import generate as gen, prompts
     from engine.catalog import Catalog
     from engine.config import load_settings

@@ -15,13 +15,12 @@ processes (the Streamlit server, the command line, a test), so:
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
 import threading
 import unicodedata
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -41,9 +40,6 @@ DESCRIPTION_MAX = 400
 _NAME_RE = re.compile(r"^[\w][\w .,'()&+-]*$", re.UNICODE)
 NAME_RULE = (f"1-{NAME_MAX} characters: letters, digits, spaces and . , ' ( ) & + - _, "
              "starting with a letter or digit")
-
-TABLES = ("pois", "poi_images", "actions", "action_images")
-
 
 # --- records ------------------------------------------------------------------------------
 
@@ -518,6 +514,3 @@ def check_face_inside(pose_mask: Image.Image, face_mask: Image.Image) -> None:
                            "a face mask entirely inside the pose mask",
                            reason="face mask reaches outside the pose mask")
 
-
-def open_catalog(settings) -> Catalog:
-    return Catalog.open(settings)

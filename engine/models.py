@@ -145,14 +145,8 @@ def get_pipelines(settings: Settings) -> Pipelines:
         return pipes
 
 
-def clear_cache() -> None:
-    with _cache_lock:
-        _cache.clear()
-
-
 def load_pipelines(settings: Settings) -> Pipelines:
     """Load both pipelines from scratch (no cache): used by get_pipelines and the benchmarks."""
-    import torch
     from diffusers import (ControlNetModel, StableDiffusionControlNetInpaintPipeline,
                            StableDiffusionInpaintPipeline)
 

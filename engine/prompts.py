@@ -17,7 +17,6 @@ AGES = ("young", "adult", "old")
 GENDERS = ("man", "woman")
 DETAILS_MAX = 200
 SHOT_PHRASES = {"CLS": "close-up shot", "MES": "medium shot", "FUS": "full body shot, seen from afar"}
-AGE_WORDS = {"young": "young", "adult": "adult", "old": "old"}
 QUALITY = "photo, realistic, detailed, natural lighting"
 NEGATIVE = ("deformed, distorted, disfigured, bad anatomy, extra limbs, missing limbs, extra fingers, "
             "blurry, lowres, cartoon, painting, watermark, text")
@@ -77,7 +76,7 @@ def build_prompts(*, poi_description: str, action_description: str, shot_type: s
     """Both passes' prompts; parts are fitted by priority, then read in natural order."""
     limit = (getattr(tokenizer, "model_max_length", 77) or 77) - 2
     limit = min(limit, 75)
-    person = f"a photo of a {AGE_WORDS[age]} {gender} {action_description}".strip()
+    person = f"a photo of a {age} {gender} {action_description}".strip()
     parts = {  # priority order: who and what first, the place next, style last
         "person": person,
         "details": f"wearing {details}" if details else "",
@@ -104,6 +103,6 @@ def build_prompts(*, poi_description: str, action_description: str, shot_type: s
         cut.append({"part": name, "text": rest if fitted and name != "quality" else text})
     order = ("person", "details", "shot", "place", "quality")
     prompt = ", ".join(kept[k] for k in order if k in kept)
-    face = f"a close-up photo of the face of {trigger_words}, {AGE_WORDS[age]} {gender}, detailed face, realistic"
+    face = f"a close-up photo of the face of {trigger_words}, {age} {gender}, detailed face, realistic"
     return Prompts(prompt=prompt, negative_prompt=NEGATIVE, face_prompt=face,
                    face_negative_prompt=FACE_NEGATIVE, tokens=_count(tokenizer, prompt), cut=cut)

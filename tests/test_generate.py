@@ -1,6 +1,5 @@
 """The generation engine end to end on the demo models: both passes, checks, output."""
 
-import json
 import threading
 
 import numpy as np

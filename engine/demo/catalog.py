@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from engine import poses
 from engine.catalog import SHOT_TYPES, Catalog
+from engine.catalog_edit import set_images_from_library
 from engine.config import Settings
 from engine.demo.scenes import SCENES, draw_scene
 
@@ -57,18 +58,11 @@ def build_demo_catalog(settings: Settings, catalog: Catalog | None = None,
             cat.add_action(action.name, action.description)
             added.append(f"action {action.name}")
         have = set(cat.shot_types(action.name))
-        for shot in SHOT_TYPES:
-            if shot in have:
-                continue
-            built = poses.build_action_images(action, shot)
-            cat.set_action_image(action.name, shot, built["pose"], built["pose_mask"],
-                                 built["face_mask"], keypoints=_plain(built["keypoints"]))
-            added.append(f"action image {action.name}/{shot}")
+        missing = [shot for shot in SHOT_TYPES if shot not in have]
+        set_images_from_library(cat, action.name, action.name, missing)
+        added += [f"action image {action.name}/{shot}" for shot in missing]
     problems = cat.validate()
     if not problems:
         cat.set_meta(SEEDED_KEY, True)
     return {"added": added, "problems": problems, "seeded_before": False}
 
-
-def _plain(keypoints) -> list:
-    return [None if p is None else [round(float(p[0]), 2), round(float(p[1]), 2)] for p in keypoints]

@@ -576,7 +576,6 @@ def cancel(settings: Settings, code: str, grace_s: float = CANCEL_GRACE_S) -> di
             if pid_alive(pid, started):
                 _kill_group(pid, signal.SIGTERM)
     if pid:
-        deadline = time.monotonic() + grace_s
         # The trainer writes `cancelled`, cleans up, starts the next job and exits: wait for
         # the exit, not just the status, so "cancelled" also means "the process is gone".
         _wait_dead(pid, started, grace_s)

@@ -105,7 +105,6 @@ def _gray(img: Image.Image) -> np.ndarray:
 
 def detect_faces(img: Image.Image, rules: PhotoRules = PhotoRules()) -> list[tuple[int, int, int, int]]:
     """Face boxes (x0, y0, x1, y1) in `img` pixels, largest first."""
-    import cv2
     scale = min(1.0, DETECT_SIDE / max(img.size))
     work = img if scale == 1.0 else img.resize(
         (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX)
