@@ -3,6 +3,9 @@
 The seed served finished pictures at `server_address/data/outputs/<code>`, so a visitor's
 phone can fetch one from a QR code. Streamlit's `st.App` (Starlette) takes extra routes;
 start it with `streamlit run serve.py` (bin/studio does).
+
+At start-up it prints one line with the data root and the file-watching options actually in
+effect, so an operator (and the quick-start test) can see that a kiosk watches nothing.
 """
 
 from pathlib import Path
@@ -15,6 +18,10 @@ from engine.config import load_settings
 
 _settings = load_settings()
 _settings.ensure_dirs()
+
+print(f"cartolina: data root {_settings.home}; "
+      f"file watcher: {st.get_option('server.fileWatcherType')}; "
+      f"run on save: {'on' if st.get_option('server.runOnSave') else 'off'}", flush=True)
 
 app = st.App(
     str(Path(__file__).with_name("Home.py")),

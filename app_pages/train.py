@@ -1,11 +1,11 @@
 """Your face: five photos in, an 8-digit code out, and the training watched until it's ready."""
 
-import time
+from contextlib import suppress
 
 import streamlit as st
 
 from engine import codes
-from engine.errors import CartolinaError, InvalidInput, NotFound, PhotoCheckFailed
+from engine.errors import CartolinaError, Conflict, InvalidInput, NotFound, PhotoCheckFailed
 from engine.training import jobs
 from ui.state import settings
 
@@ -55,15 +55,10 @@ st.session_state.setdefault("follow_code", st.session_state.get("lora_code", "")
 code_text = st.text_input("Your 8-digit code", max_chars=8, key="follow_code")
 
 
-@st.fragment(run_every=2)
-def follow(code: str) -> None:
-    """Re-reads the job's status file every 2 s; no process handle needed, so an app restart
-    loses nothing."""
-    try:
-        s = jobs.status(cfg, code)
-    except NotFound:
-        st.warning(f"No training with code {code}.")
-        return
+POLL_S = 2  # seconds between status reads while a training is queued or running
+
+
+def show_status(code: str, s: dict) -> None:
     state = s["state"]
     if state == "queued":
         st.info(f"Waiting for its turn: number {s.get('queue_position') or '?'} in the queue.")
@@ -81,15 +76,38 @@ def follow(code: str) -> None:
     else:
         st.error(f"This training failed: {s.get('error') or 'unknown reason'}. Your photos were "
                  "deleted; please start again.")
-    if state in ("queued", "running"):
-        if st.button("Cancel this training", key=f"cancel-{code}"):
-            jobs.cancel(cfg, code)
-            time.sleep(0.2)
-            st.rerun(scope="fragment")
+    if state not in jobs.FINISHED and st.button("Cancel this training", key=f"cancel-{code}"):
+        with suppress(Conflict):  # it finished meanwhile: the rerun shows how
+            jobs.cancel(cfg, code)  # returns once the trainer is gone
+        st.rerun()
+
+
+@st.fragment(run_every=POLL_S)
+def follow_live(code: str) -> None:
+    """Re-reads the job's status file (no process handle needed, so an app restart loses
+    nothing). Drawn only while the job is active: once it ends, a full rerun draws the final
+    state without this fragment, so a page left open on a finished job sends nothing."""
+    try:
+        s = jobs.status(cfg, code)
+    except NotFound:  # forgotten meanwhile: the full rerun says so
+        st.rerun()
+    if s["state"] in jobs.FINISHED:
+        st.rerun()
+    show_status(code, s)
 
 
 if code_text:
     try:
-        follow(codes.check_code(code_text, "code"))
+        code = codes.check_code(code_text, "code")
     except InvalidInput:
         st.error("A code is 8 digits, e.g. 04718263.")
+    else:
+        try:
+            current = jobs.status(cfg, code)
+        except NotFound:
+            st.warning(f"No training with code {code}.")
+        else:
+            if current["state"] in jobs.FINISHED:
+                show_status(code, current)
+            else:
+                follow_live(code)

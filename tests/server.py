@@ -27,7 +27,7 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(home: Path, entry: str = "serve.py", env: dict | None = None,
-                     timeout: float = 90):
+                     timeout: float = 180):
     port = free_port()
     full_env = dict(os.environ, CARTOLINA_HOME=str(home), HF_HUB_OFFLINE="1",
                     TRANSFORMERS_OFFLINE="1", **(env or {}))
@@ -35,7 +35,7 @@ def streamlit_server(home: Path, entry: str = "serve.py", env: dict | None = Non
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", entry, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
-         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+         "--browser.gatherUsageStats", "false"],  # file watching: .streamlit/config.toml, as served
         cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -70,7 +70,7 @@ def browser_page():
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(60_000)  # a condition's limit, not a wait: a busy CI is slow
             yield page
         finally:
             browser.close()

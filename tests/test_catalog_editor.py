@@ -67,6 +67,7 @@ def test_a_fake_image_upload_is_refused_and_nothing_changes(editor, tmp_path):
 
 
 def test_curator_adds_a_pose_and_moves_it(editor):
+    from playwright.sync_api import expect
     base, home = editor
     with browser_page() as page:
         page.goto(base + "/catalog")
@@ -77,11 +78,13 @@ def test_curator_adds_a_pose_and_moves_it(editor):
         page.get_by_text("Added the pose greeting.").wait_for()
         assert _cat(home).shot_types("greeting") == ["CLS", "MES", "FUS"]
         page.get_by_text("Pose guide").first.wait_for()  # still on the poses, greeting selected
+        preview = page.get_by_test_id("stImage").filter(has_text="Blue: the person").locator("img")
+        drawn = preview.get_attribute("src")
         slider = page.locator("input[type=range][aria-label=\"Across (centre)\"]").first
         slider.focus()
         slider.press("Home")  # all the way to the left edge: one change, one rerun
         page.get_by_text("0.00", exact=True).first.wait_for()
-        page.wait_for_timeout(500)
+        expect(preview).not_to_have_attribute("src", drawn)  # the rerun drew the new placement
         page.get_by_role("button", name="Save placement").click()
         page.get_by_text("Placement saved.").wait_for()
     placement = _cat(home).get_action_image("greeting", "CLS").placement

@@ -25,6 +25,8 @@ def faces(tmp_path_factory):
 def test_visitor_trains_a_face_and_follows_it_to_the_end(demo_home, faces):
     env = {"CARTOLINA_STEPS_PER_PHOTO": "1"}
     with streamlit_server(demo_home, env=env) as base, browser_page() as page:
+        sent = []  # messages the page sends the server: each poll is one
+        page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
         page.goto(base + "/train")
         page.locator("input[type=file]").set_input_files([str(p) for p in faces])
         page.get_by_role("button", name="Start training").click()
@@ -32,6 +34,11 @@ def test_visitor_trains_a_face_and_follows_it_to_the_end(demo_home, faces):
         code = [d.name for d in (demo_home / "jobs").iterdir() if d.name.isdigit()][0]
         assert code in page.inner_text("body")
         page.get_by_text("Your face is ready").wait_for(timeout=180_000)
+        # The training is over, so the page stops polling. Absence can only be shown over a
+        # window: three polling periods (2 s each) with nothing sent. No sleep decides a pass.
+        polls = len(sent)
+        page.wait_for_timeout(6_000)
+        assert len(sent) == polls
     assert (demo_home / "loras" / code / "pytorch_lora_weights.safetensors").is_file()
     assert not (demo_home / "jobs" / code / "photos").exists()
 
@@ -53,3 +60,21 @@ def test_bad_photos_get_per_photo_reasons_and_start_nothing(demo_home, faces, tm
         page.get_by_text("not an image file", exact=False).wait_for()
         assert page.get_by_text("OK", exact=True).count() == 1
     assert not any(d.name.isdigit() for d in (demo_home / "jobs").iterdir())
+
+
+def test_visitor_cancels_a_training_and_the_page_stops_polling(demo_home, faces):
+    env = {"CARTOLINA_STEPS_PER_PHOTO": "2000"}  # far longer than the test
+    with streamlit_server(demo_home, env=env) as base, browser_page() as page:
+        page.goto(base + "/train")
+        page.locator("input[type=file]").set_input_files([str(p) for p in faces])
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("Training started").wait_for(timeout=60_000)
+        code = [d.name for d in (demo_home / "jobs").iterdir() if d.name.isdigit()][0]
+        page.get_by_role("button", name="Cancel this training").click()
+        page.get_by_text("This training was cancelled.").wait_for(timeout=60_000)
+        assert page.get_by_role("button", name="Cancel this training").count() == 0
+    from engine.config import load_settings
+    from engine.training import jobs
+    st = jobs.read_status(load_settings(), code)
+    assert st["state"] == "cancelled" and not jobs.pid_alive(st["pid"], st.get("pid_started_at"))
+    assert not (demo_home / "loras" / code).exists()
