@@ -55,9 +55,6 @@ st.session_state.setdefault("follow_code", st.session_state.get("lora_code", "")
 code_text = st.text_input("Your 8-digit code", max_chars=8, key="follow_code")
 
 
-POLL_S = 2  # seconds between status reads while a training is queued or running
-
-
 def show_status(code: str, s: dict) -> None:
     state = s["state"]
     if state == "queued":
@@ -82,7 +79,7 @@ def show_status(code: str, s: dict) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=POLL_S)
+@st.fragment(run_every=cfg.poll_s)
 def follow_live(code: str) -> None:
     """Re-reads the job's status file (no process handle needed, so an app restart loses
     nothing). Drawn only while the job is active: once it ends, a full rerun draws the final

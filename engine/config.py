@@ -50,6 +50,10 @@ class Settings:
     heartbeat_grace_s: float = 60.0
     lora_cache_size: int = 4
     public_url: str = ""  # e.g. http://kiosk.local:8501 — base of links put in QR codes
+    # Seconds between a page's reads of an active job's status. Each read costs the server a
+    # script run and the browser a redraw; at 5 s, three tabs following a training leave it
+    # 0.93 of its speed, at 2 s 0.86 (docs/benchmarks.md).
+    poll_s: int = 5
     extra: dict = field(default_factory=dict)
 
     # Folders under the data root -------------------------------------------------------
@@ -162,4 +166,5 @@ def load_settings(env: dict | None = None) -> Settings:
         heartbeat_grace_s=float(_int(env, "CARTOLINA_HEARTBEAT_GRACE_S", 60, 1, 3600)),
         lora_cache_size=_int(env, "CARTOLINA_LORA_CACHE_SIZE", 4, 1, 64),
         public_url=(env.get("CARTOLINA_PUBLIC_URL") or "").rstrip("/"),
+        poll_s=_int(env, "CARTOLINA_POLL_S", 5, 1, 60),
     )

@@ -44,6 +44,7 @@ def test_outputs_route_does_not_escape_the_outputs_folder(server):
     assert resp.status in (400, 404) and b"pois" not in body
 
 
+@pytest.mark.browser
 def test_home_page_renders_in_a_browser(server):
     base, _ = server
     with browser_page() as page:
@@ -54,6 +55,7 @@ def test_home_page_renders_in_a_browser(server):
             assert page.get_by_role("link", name=title).count() >= 1
 
 
+@pytest.mark.browser
 def test_catalog_page_shows_the_demo_catalog(server):
     base, _ = server
     with browser_page() as page:
@@ -65,6 +67,7 @@ def test_catalog_page_shows_the_demo_catalog(server):
         page.get_by_text("Every photo, pose image and mask is in place").wait_for()
 
 
+@pytest.mark.browser
 def test_a_visitor_makes_a_picture_in_the_browser(server):
     base, home = server
     before = set((home / "outputs").glob("*.png"))
@@ -83,6 +86,7 @@ def test_a_visitor_makes_a_picture_in_the_browser(server):
         assert page.get_by_role("button", name="Download").count() == 1
 
 
+@pytest.mark.browser
 def test_a_malformed_lora_code_is_explained_in_the_browser(server):
     base, home = server
     before = set((home / "outputs").glob("*.png"))
@@ -95,6 +99,7 @@ def test_a_malformed_lora_code_is_explained_in_the_browser(server):
     assert set((home / "outputs").glob("*.png")) == before
 
 
+@pytest.mark.browser
 def test_gallery_finds_a_picture_by_code(server):
     base, home = server
     from PIL import Image
@@ -110,6 +115,7 @@ def test_gallery_finds_a_picture_by_code(server):
         page.get_by_text("A picture code is 8 digits").wait_for()
 
 
+@pytest.mark.browser
 def test_first_request_to_a_page_url_runs_through_the_entry(demo_home):
     """A QR code or bookmark may hit /scene first, before anyone opened the home page:
     it must still get the app's navigation (Streamlit's old pages/ folder mode must not kick in)."""

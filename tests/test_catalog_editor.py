@@ -28,6 +28,7 @@ def _png_bytes():
     return buf.getvalue()
 
 
+@pytest.mark.browser
 def test_curator_adds_a_place_with_a_photo(editor, tmp_path):
     base, home = editor
     photo = tmp_path / "whatever name.png"
@@ -50,6 +51,7 @@ def test_curator_adds_a_place_with_a_photo(editor, tmp_path):
     assert "whatever" not in rec.file and rec.file.startswith("poi/")
 
 
+@pytest.mark.browser
 def test_a_fake_image_upload_is_refused_and_nothing_changes(editor, tmp_path):
     base, home = editor
     fake = tmp_path / "holiday.png"
@@ -66,6 +68,7 @@ def test_a_fake_image_upload_is_refused_and_nothing_changes(editor, tmp_path):
     assert _cat(home).summary() == before
 
 
+@pytest.mark.browser
 def test_curator_adds_a_pose_and_moves_it(editor):
     from playwright.sync_api import expect
     base, home = editor
@@ -91,6 +94,7 @@ def test_curator_adds_a_pose_and_moves_it(editor):
     assert placement == {"x": 0.0, "bottom": 1.0, "height": 0.95}
 
 
+@pytest.mark.browser
 def test_kiosk_mode_hides_the_editor(demo_home):
     with streamlit_server(demo_home, env={"CARTOLINA_MODE": "kiosk"}) as base, browser_page() as page:
         page.goto(base)

@@ -26,6 +26,7 @@ def test_data_root_moves_every_folder(tmp_path):
     ("CARTOLINA_DTYPE", "int8", "auto, float32, float16, bfloat16"),
     ("CARTOLINA_STEPS_PER_PHOTO", "many", "an integer from 1 to 100000"),
     ("CARTOLINA_CPU_OFFLOAD", "maybe", "1/0, true/false, yes/no, on/off"),
+    ("CARTOLINA_POLL_S", "0", "an integer from 1 to 60"),
 ])
 def test_bad_settings_name_the_variable_and_accepted_values(var, value, accepted):
     with pytest.raises(InvalidInput) as err:

@@ -11,6 +11,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.server import browser_page, free_port
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,6 +63,7 @@ def open_welcome_page(base: str) -> None:
         page.get_by_text("Put yourself in the picture").wait_for()
 
 
+@pytest.mark.browser
 def test_bin_studio_sets_up_and_serves_the_demo_watching_no_files(home):
     with bin_studio(home) as (base, pid, log):
         # set-up built the demo models and seeded the demo catalog in the data root
@@ -73,6 +76,7 @@ def test_bin_studio_sets_up_and_serves_the_demo_watching_no_files(home):
     assert "Inotify" not in log.read_text()
 
 
+@pytest.mark.browser
 def test_live_reload_is_one_variable_and_polls_instead_of_watching_folders(home):
     with bin_studio(home, {"CARTOLINA_LIVE_RELOAD": "1"}) as (base, pid, log):
         assert "file watcher: poll; run on save: on" in log.read_text(), log.read_text()

@@ -22,8 +22,9 @@ def faces(tmp_path_factory):
     return paths
 
 
+@pytest.mark.browser
 def test_visitor_trains_a_face_and_follows_it_to_the_end(demo_home, faces):
-    env = {"CARTOLINA_STEPS_PER_PHOTO": "1"}
+    env = {"CARTOLINA_STEPS_PER_PHOTO": "1", "CARTOLINA_POLL_S": "1"}
     with streamlit_server(demo_home, env=env) as base, browser_page() as page:
         sent = []  # messages the page sends the server: each poll is one
         page.on("websocket", lambda ws: ws.on("framesent", lambda payload: sent.append(payload)))
@@ -35,14 +36,15 @@ def test_visitor_trains_a_face_and_follows_it_to_the_end(demo_home, faces):
         assert code in page.inner_text("body")
         page.get_by_text("Your face is ready").wait_for(timeout=180_000)
         # The training is over, so the page stops polling. Absence can only be shown over a
-        # window: three polling periods (2 s each) with nothing sent. No sleep decides a pass.
+        # window: three polling periods (1 s each) with nothing sent. No sleep decides a pass.
         polls = len(sent)
-        page.wait_for_timeout(6_000)
+        page.wait_for_timeout(3_000)
         assert len(sent) == polls
     assert (demo_home / "loras" / code / "pytorch_lora_weights.safetensors").is_file()
     assert not (demo_home / "jobs" / code / "photos").exists()
 
 
+@pytest.mark.browser
 def test_bad_photos_get_per_photo_reasons_and_start_nothing(demo_home, faces, tmp_path):
     from engine.demo.scenes import draw_scene
     scene = tmp_path / "no-face.png"
@@ -62,6 +64,7 @@ def test_bad_photos_get_per_photo_reasons_and_start_nothing(demo_home, faces, tm
     assert not any(d.name.isdigit() for d in (demo_home / "jobs").iterdir())
 
 
+@pytest.mark.browser
 def test_visitor_cancels_a_training_and_the_page_stops_polling(demo_home, faces):
     env = {"CARTOLINA_STEPS_PER_PHOTO": "2000"}  # far longer than the test
     with streamlit_server(demo_home, env=env) as base, browser_page() as page:
