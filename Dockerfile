@@ -15,8 +15,10 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir --extra-index-url "$TORCH_INDEX_URL" -r requirements.txt
 
 COPY . .
-# The demo models and the demo catalog are built into the data volume's first contents.
-RUN python -m engine demo
+# The visitor pages' languages (as bin/setup does), then the demo models and the demo
+# catalog, built into the data volume's first contents.
+RUN pybabel compile --directory locales --domain messages \
+    && python -m engine demo
 
 VOLUME ["/data"]
 EXPOSE 8501

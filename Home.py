@@ -1,10 +1,14 @@
-"""Cartolina studio — the Streamlit entry: navigation, mode and shared session defaults.
+"""Cartolina studio — the Streamlit entry: navigation, mode, language and shared session defaults.
 
-Pages stay thin: they render and call `engine`. Settings are read once per process.
+Pages stay thin: they render and call `engine`. Settings are read once per process. The
+language switch (and in kiosk mode Start over and the idle timer) is drawn here, above every
+page, and every visitor text goes through `_`.
 """
 
 import streamlit as st
 
+from ui.i18n import _, language_switch
+from ui.kiosk import kiosk_chrome
 from ui.state import init_session, settings
 
 st.set_page_config(page_title="Cartolina studio", page_icon="🖼️", layout="wide")
@@ -14,28 +18,39 @@ cfg = settings()
 
 def welcome() -> None:
     st.title("Cartolina studio")
-    st.write("Put yourself in the picture: five photos of your face, a place, a pose — "
-             "and a postcard of you at the monument.")
+    st.write(_("Put yourself in the picture: five photos of your face, a place, a pose — "
+               "and a postcard of you at the monument."))
     if cfg.uses_demo_models:
-        st.info("Running on the **demo models**: tiny random networks that exercise every "
-                "step in seconds. Their pictures are noise, by design. Point "
-                "`CARTOLINA_INPAINT_MODEL` / `CARTOLINA_CONTROLNET_MODEL` at real models "
-                "for real pictures.", icon="ℹ️")
+        st.info(_("Running on the **demo models**: tiny random networks that exercise every "
+                  "step in seconds. Their pictures are noise, by design."), icon="ℹ️")
     c1, c2, c3 = st.columns(3)
-    c1.page_link("app_pages/train.py", label="1. Give five photos of your face", icon=":material/photo_camera:")
-    c2.page_link("app_pages/scene.py", label="2. Make a picture", icon=":material/palette:")
-    c3.page_link("app_pages/gallery.py", label="3. Find it by its code", icon=":material/photo_library:")
-    st.caption(f"Mode: **{cfg.mode}** · data folder: `{cfg.home}`")
+    c1.page_link("app_pages/train.py", label=_("1. Give five photos of your face"),
+                 icon=":material/photo_camera:")
+    c2.page_link("app_pages/scene.py", label=_("2. Make a picture"), icon=":material/palette:")
+    c3.page_link("app_pages/gallery.py", label=_("3. Find it by its code"), icon=":material/photo_library:")
+    st.page_link("app_pages/privacy.py", label=_("What happens to your photos"), icon=":material/lock:")
+    if cfg.mode == "studio":
+        st.caption(f"Mode: **{cfg.mode}** · data folder: `{cfg.home}`")
 
 
+home = st.Page(welcome, title=_("Welcome"), icon=":material/home:", default=True)
 pages = [
-    st.Page(welcome, title="Welcome", icon=":material/home:", default=True),
-    st.Page("app_pages/train.py", title="Your face", icon=":material/photo_camera:", url_path="train"),
-    st.Page("app_pages/scene.py", title="Make a picture", icon=":material/palette:", url_path="scene"),
-    st.Page("app_pages/gallery.py", title="Gallery", icon=":material/photo_library:", url_path="gallery"),
+    home,
+    st.Page("app_pages/train.py", title=_("Your face"), icon=":material/photo_camera:", url_path="train"),
+    st.Page("app_pages/scene.py", title=_("Make a picture"), icon=":material/palette:", url_path="scene"),
+    st.Page("app_pages/gallery.py", title=_("Gallery"), icon=":material/photo_library:", url_path="gallery"),
+    st.Page("app_pages/privacy.py", title=_("Your photos and privacy"), icon=":material/lock:",
+            url_path="privacy"),
 ]
 if cfg.mode == "studio":
     # Curators edit the catalog; a kiosk facing visitors does not show the editor.
     pages.append(st.Page("app_pages/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog"))
 
-st.navigation(pages).run()
+page = st.navigation(pages, position="top" if cfg.mode == "kiosk" else "sidebar")  # kiosk: no sidebar
+left, right = st.columns([5, 1])
+with right:
+    language_switch()
+if cfg.mode == "kiosk":
+    with left:
+        kiosk_chrome(home)
+page.run()

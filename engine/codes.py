@@ -12,6 +12,7 @@ import secrets
 from typing import Callable
 
 from engine.errors import Conflict, InvalidInput
+from engine.messages import Msg
 
 __all__ = ["CODE_DIGITS", "new_code", "check_code", "is_code"]
 
@@ -32,7 +33,7 @@ def check_code(value, field: str = "selected_lora") -> str:
     """
     text = value.strip() if isinstance(value, str) else value
     if not is_code(text):
-        raise InvalidInput(field, value, f"{CODE_DIGITS} digits", reason="not a valid code")
+        raise InvalidInput(field, value, Msg("{n} digits", n=CODE_DIGITS), reason=Msg("not a valid code"))
     return text
 
 

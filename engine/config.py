@@ -19,6 +19,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 MODES = ("studio", "kiosk")
 
+LOCALES_DIR = REPO_ROOT / "locales"
+
 DEMO_INPAINT = "demo/sd-inpaint"
 DEMO_CONTROLNET = "demo/controlnet-openpose"
 
@@ -54,6 +56,8 @@ class Settings:
     # script run and the browser a redraw; at 5 s, three tabs following a training leave it
     # 0.93 of its speed, at 2 s 0.86 (docs/benchmarks.md).
     poll_s: int = 5
+    language: str = "en"  # the visitor pages' default language (a catalog under locales/)
+    idle_s: int = 120  # kiosk mode: an untouched screen goes back to a clean welcome page
     extra: dict = field(default_factory=dict)
 
     # Folders under the data root -------------------------------------------------------
@@ -105,6 +109,13 @@ class Settings:
 
     def with_home(self, home: Path | str) -> "Settings":
         return replace(self, home=Path(home).resolve())
+
+
+def available_languages() -> list[str]:
+    """English (the source text) and every language with a compiled catalog, which set-up
+    builds from `locales/<lang>/LC_MESSAGES/messages.po` (`pybabel compile`)."""
+    compiled = sorted(p.parent.parent.name for p in LOCALES_DIR.glob("*/LC_MESSAGES/messages.mo"))
+    return ["en"] + [lang for lang in compiled if lang != "en"]
 
 
 def _choice(env: dict, name: str, default: str, accepted: tuple[str, ...]) -> str:
@@ -167,4 +178,6 @@ def load_settings(env: dict | None = None) -> Settings:
         lora_cache_size=_int(env, "CARTOLINA_LORA_CACHE_SIZE", 4, 1, 64),
         public_url=(env.get("CARTOLINA_PUBLIC_URL") or "").rstrip("/"),
         poll_s=_int(env, "CARTOLINA_POLL_S", 5, 1, 60),
+        language=_choice(env, "CARTOLINA_LANGUAGE", "en", tuple(available_languages())),
+        idle_s=_int(env, "CARTOLINA_IDLE_S", 120, 2, 86_400),
     )

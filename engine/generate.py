@@ -23,6 +23,7 @@ from engine import codes, images, picker, poses, prompts
 from engine.catalog import Catalog
 from engine.config import Settings
 from engine.errors import Cancelled, InvalidInput, NotFound
+from engine.messages import Msg
 from engine.models import LORA_WEIGHTS, Pipelines, get_pipelines
 
 FIELDS = ("poi_name", "poi_image", "action_name", "action_shot_type", "age", "gender",
@@ -107,20 +108,20 @@ def _bool(name: str, value) -> bool:
         return value.strip().lower() in ("true", "1", "yes")
     if value is None:
         return False
-    raise InvalidInput(name, value, "true or false")
+    raise InvalidInput(name, value, Msg("true or false"))
 
 
 def _int(name: str, value, lo: int, hi: int) -> int:
     if isinstance(value, bool):
-        raise InvalidInput(name, value, f"an integer from {lo} to {hi}")
+        raise InvalidInput(name, value, Msg("an integer from {lo} to {hi}", lo=lo, hi=hi))
     try:
         number = int(value)
         if isinstance(value, float) and not value.is_integer():
             raise ValueError
     except (TypeError, ValueError):
-        raise InvalidInput(name, value, f"an integer from {lo} to {hi}") from None
+        raise InvalidInput(name, value, Msg("an integer from {lo} to {hi}", lo=lo, hi=hi)) from None
     if not lo <= number <= hi:
-        raise InvalidInput(name, value, f"an integer from {lo} to {hi}")
+        raise InvalidInput(name, value, Msg("an integer from {lo} to {hi}", lo=lo, hi=hi))
     return number
 
 
@@ -128,9 +129,9 @@ def _float(name: str, value, lo: float, hi: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InvalidInput(name, value, f"a number from {lo} to {hi}") from None
+        raise InvalidInput(name, value, Msg("a number from {lo} to {hi}", lo=lo, hi=hi)) from None
     if isinstance(value, bool) or not lo <= number <= hi:
-        raise InvalidInput(name, value, f"a number from {lo} to {hi}")
+        raise InvalidInput(name, value, Msg("a number from {lo} to {hi}", lo=lo, hi=hi))
     return number
 
 
@@ -144,19 +145,19 @@ def check_request(raw: Mapping | Request, catalog: Catalog) -> Request:
     data = asdict(raw) if isinstance(raw, Request) else dict(raw)
     unknown = sorted(set(data) - set(FIELDS))
     if unknown:
-        raise InvalidInput(unknown[0], data[unknown[0]], FIELDS, reason="unknown field")
+        raise InvalidInput(unknown[0], data[unknown[0]], FIELDS, reason=Msg("unknown field"))
     for required in ("poi_name", "poi_image", "action_shot_type", "age", "gender"):
         if data.get(required) in (None, ""):
             raise InvalidInput(required, data.get(required), _accepted_for(required, catalog),
-                               reason="missing")
+                               reason=Msg("missing"))
     pois = catalog.poi_names()
     if data["poi_name"] not in pois:
         raise InvalidInput("poi_name", data["poi_name"], pois or "none: the catalog has no POIs",
-                           reason="unknown POI")
+                           reason=Msg("unknown place"))
     poi_images = [i.name for i in catalog.list_poi_images(data["poi_name"])]
     if data["poi_image"] not in poi_images:
         raise InvalidInput("poi_image", data["poi_image"], poi_images or "none: this POI has no images",
-                           reason=f"not an image of {data['poi_name']}")
+                           reason=Msg("not a photo of {poi}", poi=data["poi_name"]))
     shot = poses.check_shot_type(data["action_shot_type"])
     age = _choice("age", data["age"], prompts.AGES)
     gender = _choice("gender", data["gender"], prompts.GENDERS)
@@ -171,13 +172,13 @@ def check_request(raw: Mapping | Request, catalog: Catalog) -> Request:
     else:
         if action is None:
             raise InvalidInput("action_name", action, actions or "none: the catalog has no actions",
-                               reason="missing (or set dynamic_action_selection with an action_prompt)")
+                               reason=Msg("missing (or set dynamic_action_selection with an action_prompt)"))
         if action not in actions:
-            raise InvalidInput("action_name", action, actions or "none", reason="unknown action")
+            raise InvalidInput("action_name", action, actions or "none", reason=Msg("unknown pose"))
         have = catalog.shot_types(action)
         if shot not in have:
             raise InvalidInput("action_shot_type", shot, have or "none",
-                               reason=f"action {action!r} has no images for this shot type")
+                               reason=Msg("the pose {action} has no images for this distance", action=action))
         if data.get("action_prompt"):
             action_prompt = picker.check_action_prompt(data["action_prompt"])
     lora = data.get("selected_lora")
@@ -207,7 +208,7 @@ def choose_action(req: Request, catalog: Catalog) -> tuple[str, list | None]:
     candidates = [a for a in catalog.list_actions() if req.action_shot_type in catalog.shot_types(a.name)]
     if not candidates:
         raise InvalidInput("action_shot_type", req.action_shot_type, "a shot type some action has images for",
-                           reason="no action has images for this shot type")
+                           reason=Msg("no pose has images for this distance"))
     ranking = picker.rank_actions(req.action_prompt, candidates)
     return ranking["ranking"][0]["action_name"], ranking
 
@@ -234,7 +235,7 @@ def prepare_scene(req: Request, action_name: str, catalog: Catalog) -> Scene:
     placed = poses.compose_on_poi(poi.size, action_images, placement)
     if placed["pose_mask"].getbbox() is None:
         raise InvalidInput("placement", rec.placement, "a placement that keeps the person inside the photo",
-                           reason="the pose lands entirely outside the POI image")
+                           reason=Msg("the pose lands entirely outside the photo"))
     return Scene(poi, poi_rec.description, action.description, placed["pose"], placed["pose_mask"],
                  placed["face_mask"])
 
@@ -253,10 +254,10 @@ def lora_folder(settings: Settings, code: str) -> tuple[Path | None, str]:
     """(folder, note): the LoRA to wear, or None and why the face pass is skipped."""
     folder = settings.loras_dir / code
     if (folder / LORA_WEIGHTS).is_file():
-        return folder, f"face pass with LoRA {code}"
+        return folder, Msg("face pass with LoRA {code}", code=code)
     if (settings.jobs_dir / code).is_dir():
-        return None, f"LoRA {code} is not ready yet (still training or failed); made without the face pass"
-    return None, f"no LoRA with code {code}; made without the face pass"
+        return None, Msg("LoRA {code} is not ready yet (still training or failed); made without the face pass", code=code)
+    return None, Msg("no LoRA with code {code}; made without the face pass", code=code)
 
 
 def _trigger_words(folder: Path) -> str:
@@ -289,7 +290,7 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
     t = lap("pick", t)
     # 3. place the pose and masks on the POI photo
     scene = prepare_scene(req, action_name, catalog)
-    lora_dir, face_note = (None, "no LoRA code given; made without the face pass")
+    lora_dir, face_note = (None, Msg("no LoRA code given; made without the face pass"))
     if req.selected_lora:
         lora_dir, face_note = lora_folder(settings, req.selected_lora)
     t = lap("prepare", t)

@@ -17,9 +17,10 @@ from typing import BinaryIO
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from engine.errors import InvalidImage
+from engine.messages import Msg
 
 ACCEPTED_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "MPO")
-ACCEPTED_TEXT = "JPEG, PNG, WebP or BMP"
+ACCEPTED_TEXT = Msg("JPEG, PNG, WebP or BMP")
 
 # A truncated file must be an error, never a half-grey picture.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
@@ -37,23 +38,23 @@ def _read_bytes(source, field: str, max_bytes: int) -> bytes:
         try:
             size = path.stat().st_size
         except OSError as exc:
-            raise InvalidImage(field, str(path), reason=f"cannot read file ({exc.strerror})") from None
+            raise InvalidImage(field, str(path), reason=Msg("cannot read file ({detail})", detail=exc.strerror)) from None
         if size > max_bytes:
-            raise InvalidImage(field, path.name, f"at most {max_bytes // (1024 * 1024)} MB",
-                               reason=f"file is too large ({size / 1e6:.1f} MB)")
+            raise InvalidImage(field, path.name, Msg("at most {mb} MB", mb=max_bytes // (1024 * 1024)),
+                               reason=Msg("file is too large ({size:.1f} MB)", size=size / 1e6))
         data = path.read_bytes()
     elif hasattr(source, "read"):
         data = source.read(max_bytes + 1)
         if isinstance(data, str):
-            raise InvalidImage(field, "<text>", ACCEPTED_TEXT, reason="not an image file")
+            raise InvalidImage(field, "<text>", ACCEPTED_TEXT, reason=Msg("not an image file"))
     else:
         raise InvalidImage(field, type(source).__name__, "bytes, a path or a file object",
                            reason="unsupported source")
     if len(data) > max_bytes:
-        raise InvalidImage(field, f"{len(data)} bytes", f"at most {max_bytes // (1024 * 1024)} MB",
-                           reason="file is too large")
+        raise InvalidImage(field, f"{len(data)} bytes", Msg("at most {mb} MB", mb=max_bytes // (1024 * 1024)),
+                           reason=Msg("file is too large"))
     if not data:
-        raise InvalidImage(field, "0 bytes", ACCEPTED_TEXT, reason="file is empty")
+        raise InvalidImage(field, "0 bytes", ACCEPTED_TEXT, reason=Msg("file is empty"))
     return data
 
 
@@ -72,28 +73,28 @@ def load_image(source: bytes | str | Path | BinaryIO, *, field: str = "image", m
         try:
             img = Image.open(io.BytesIO(data))
         except UnidentifiedImageError:
-            raise InvalidImage(field, _name(source), ACCEPTED_TEXT, reason="not an image file") from None
+            raise InvalidImage(field, _name(source), ACCEPTED_TEXT, reason=Msg("not an image file")) from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise InvalidImage(field, _name(source), f"at most {max_pixels:,} pixels",
-                               reason="image has too many pixels (possible decompression bomb)") from None
+            raise InvalidImage(field, _name(source), Msg("at most {n:,} pixels", n=max_pixels),
+                               reason=Msg("image has too many pixels (possible decompression bomb)")) from None
         except Exception as exc:  # Pillow plugins raise assorted errors on garbage
-            raise InvalidImage(field, _name(source), ACCEPTED_TEXT, reason=f"unreadable image ({exc})") from None
+            raise InvalidImage(field, _name(source), ACCEPTED_TEXT, reason=Msg("unreadable image ({detail})", detail=str(exc))) from None
         if img.format not in ACCEPTED_FORMATS:
-            raise InvalidImage(field, img.format, ACCEPTED_TEXT, reason="unsupported image format")
+            raise InvalidImage(field, img.format, ACCEPTED_TEXT, reason=Msg("unsupported image format"))
         w, h = img.size
         if w * h > max_pixels:
-            raise InvalidImage(field, f"{w}x{h}", f"at most {max_pixels:,} pixels",
-                               reason="image has too many pixels (possible decompression bomb)")
+            raise InvalidImage(field, f"{w}x{h}", Msg("at most {n:,} pixels", n=max_pixels),
+                               reason=Msg("image has too many pixels (possible decompression bomb)"))
         try:
             img.load()
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
             raise InvalidImage(field, _name(source), ACCEPTED_TEXT,
-                               reason=f"image data is truncated or corrupt ({exc})") from None
+                               reason=Msg("image data is truncated or corrupt ({detail})", detail=str(exc))) from None
     img = ImageOps.exif_transpose(img)
     img = _convert(img, mode)
     if min(img.size) < min_side:
-        raise InvalidImage(field, f"{img.width}x{img.height}", f"at least {min_side} px on each side",
-                           reason="image is too small")
+        raise InvalidImage(field, f"{img.width}x{img.height}", Msg("at least {n} px on each side", n=min_side),
+                           reason=Msg("image is too small"))
     if max_side and max(img.size) > max_side:
         img.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     return img

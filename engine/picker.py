@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from engine.errors import InvalidInput
+from engine.messages import Msg
 
 PROMPT_MAX = 300
 LEXICAL = "lexical"
@@ -31,12 +32,12 @@ class Ranked:
 
 def check_action_prompt(text) -> str:
     if not isinstance(text, str) or not text.strip():
-        raise InvalidInput("action_prompt", text, f"a description of the pose, 1-{PROMPT_MAX} characters",
-                           reason="empty")
+        raise InvalidInput("action_prompt", text, Msg("a description of the pose, 1-{n} characters", n=PROMPT_MAX),
+                           reason=Msg("empty"))
     text = " ".join(text.split())
     if len(text) > PROMPT_MAX:
         raise InvalidInput("action_prompt", f"{len(text)} characters",
-                           f"a description of the pose, 1-{PROMPT_MAX} characters", reason="too long")
+                           Msg("a description of the pose, 1-{n} characters", n=PROMPT_MAX), reason=Msg("too long"))
     return text
 
 
@@ -141,8 +142,8 @@ def rank_actions(prompt: str, actions: Sequence, *, use_model: bool = True) -> d
     """
     prompt = check_action_prompt(prompt)
     if not actions:
-        raise InvalidInput("action_prompt", prompt, "a catalog with at least one action",
-                           reason="the catalog has no actions to choose from")
+        raise InvalidInput("action_prompt", prompt, Msg("a catalog with at least one action"),
+                           reason=Msg("the catalog has no actions to choose from"))
     docs = [f"{a.name.replace('_', ' ')}: {a.description}" for a in actions]
     model = _load_minilm() if use_model else None
     if model is not None:

@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from engine.errors import InvalidInput
+from engine.messages import Msg
 
 AGES = ("young", "adult", "old")
 GENDERS = ("man", "woman")
@@ -39,13 +40,14 @@ def check_details(value) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidInput("other_details", value, f"text up to {DETAILS_MAX} characters", reason="must be text")
+        raise InvalidInput("other_details", value, Msg("text up to {n} characters", n=DETAILS_MAX),
+                           reason=Msg("must be text"))
     text = " ".join(value.split())
     if len(text) > DETAILS_MAX:
-        raise InvalidInput("other_details", f"{len(text)} characters", f"text up to {DETAILS_MAX} characters",
-                           reason="too long")
+        raise InvalidInput("other_details", f"{len(text)} characters", Msg("text up to {n} characters", n=DETAILS_MAX),
+                           reason=Msg("too long"))
     if any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs") for c in text):
-        raise InvalidInput("other_details", value, "printable text", reason="contains control characters")
+        raise InvalidInput("other_details", value, Msg("printable text"), reason=Msg("contains control characters"))
     if text.lower().startswith("wearing "):
         text = text[len("wearing "):]
     return text

@@ -94,8 +94,8 @@ def test_a_malformed_lora_code_is_explained_in_the_browser(server):
         page.goto(base + "/scene")
         page.get_by_role("textbox", name="Your 8-digit code (optional)").fill("12ab")
         page.get_by_role("button", name="Make my picture").click()
-        page.get_by_text("Please check").wait_for(timeout=60_000)
-        assert "selected lora" in page.inner_text("body") and "8 digits" in page.inner_text("body")
+        page.get_by_text("Please check your 8-digit code: not a valid code.").wait_for(timeout=60_000)
+        page.get_by_text("Accepted: 8 digits.").wait_for()
     assert set((home / "outputs").glob("*.png")) == before
 
 

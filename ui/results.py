@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import segno
 import streamlit as st
 
+from ui.i18n import _
 from ui.state import settings
 
 
@@ -30,13 +31,13 @@ def qr_png(url: str) -> bytes:
 def show_picture(code: str, path: Path, note: str = "") -> None:
     left, right = st.columns([3, 1])
     with left:
-        st.image(str(path), caption=f"Picture {code}")
+        st.image(str(path), caption=_("Picture {code}").format(code=code))
     with right:
-        st.metric("Your picture code", code)
-        st.download_button("Download", data=path.read_bytes(), file_name=f"cartolina-{code}.png",
+        st.metric(_("Your picture code"), code)
+        st.download_button(_("Download"), data=path.read_bytes(), file_name=f"cartolina-{code}.png",
                            mime="image/png", type="primary", key=f"dl-{code}")
         url = picture_url(code)
-        st.image(qr_png(url), caption="Scan to get it on your phone", width=180)
+        st.image(qr_png(url), caption=_("Scan to get it on your phone"), width=180)
         st.caption(url)
         if note:
             st.caption(note)

@@ -24,6 +24,7 @@ from PIL import Image
 
 from engine.errors import InvalidImage, InvalidInput, ModelError, PhotoCheckFailed
 from engine.images import load_image
+from engine.messages import Msg
 
 __all__ = ["PhotoRules", "CheckedPhoto", "check_photos", "check_photo", "detect_faces",
            "face_sharpness", "crop_around_face"]
@@ -59,10 +60,10 @@ class PhotoRules:
                     max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
         return replace(rules, **overrides) if overrides else rules
 
-    def count_text(self) -> str:
+    def count_text(self) -> Msg:
         if self.count_min == self.count_max:
-            return f"exactly {self.count_min}"
-        return f"{self.count_min} to {self.count_max}"
+            return Msg("exactly {n}", n=self.count_min)
+        return Msg("{lo} to {hi}", lo=self.count_min, hi=self.count_max)
 
 
 @dataclass
@@ -170,23 +171,24 @@ def check_photo(source, index: int, rules: PhotoRules = PhotoRules()) -> Checked
         img = load_image(source, field=f"photo {index + 1}", mode="RGB", max_bytes=rules.max_bytes,
                          max_pixels=rules.max_pixels, min_side=rules.min_side)
     except InvalidImage as exc:
-        reason = exc.reason or "not a usable image"
+        reason = exc.reason or Msg("not a usable image")
         if exc.accepted:
-            reason += f" (accepted: {exc.accepted})"
+            reason = Msg("{reason} (accepted: {accepted})", reason=reason, accepted=exc.accepted)
         raise _Rejected(reason) from None
     faces = detect_faces(img, rules)
     if not faces:
-        raise _Rejected("no face found: take a photo of your face from the front, in good light")
+        raise _Rejected(Msg("no face found: take a photo of your face from the front, in good light"))
     if len(faces) > 1:
-        raise _Rejected(f"{len(faces)} faces found: exactly one face is needed, yours alone")
+        raise _Rejected(Msg("{n} faces found: exactly one face is needed, yours alone", n=len(faces)))
     box = faces[0]
     side = min(box[2] - box[0], box[3] - box[1])
     if side < rules.min_face_px:
-        raise _Rejected(f"the face is too small ({side} px; at least {rules.min_face_px} px): come closer")
+        raise _Rejected(Msg("the face is too small ({side} px; at least {min} px): come closer",
+                            side=side, min=rules.min_face_px))
     sharp = face_sharpness(img, box)
     if sharp < rules.min_sharpness:
-        raise _Rejected(f"the face is blurred (sharpness {sharp:.0f}; at least {rules.min_sharpness:.0f}): "
-                        "hold still and retake it")
+        raise _Rejected(Msg("the face is blurred (sharpness {sharp:.0f}; at least {min:.0f}): "
+                            "hold still and retake it", sharp=sharp, min=rules.min_sharpness))
     crop, face_box = crop_around_face(img, box, rules.margin, rules.resolution)
     return CheckedPhoto(index, crop, face_box, img.size, box, sharp)
 
@@ -204,14 +206,15 @@ def check_photos(sources: Sequence, rules: PhotoRules = PhotoRules()) -> list[Ch
     n = len(sources)
     count_problem = None
     if not rules.count_min <= n <= rules.count_max:
-        count_problem = f"{n} photo{'s' if n != 1 else ''} given; {rules.count_text()} needed"
+        count_problem = (Msg("1 photo given; {needed} needed", needed=rules.count_text()) if n == 1 else
+                         Msg("{n} photos given; {needed} needed", n=n, needed=rules.count_text()))
     checked: list[CheckedPhoto] = []
     problems: dict[int, str] = {}
     for i, src in enumerate(sources):
         try:
             checked.append(check_photo(src, i, rules))
         except _Rejected as why:
-            problems[i] = str(why)
+            problems[i] = why.args[0]
     if problems or count_problem:
         raise PhotoCheckFailed(problems, count_problem)
     return checked

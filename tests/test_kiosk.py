@@ -1,0 +1,51 @@
+"""Kiosk mode: the next visitor finds a clean screen, by a button or by waiting."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.server import browser_page, streamlit_server
+
+WELCOME = "Put yourself in the picture"
+
+
+@pytest.mark.browser
+def test_start_over_clears_the_last_visitor_and_the_language(demo_home):
+    with streamlit_server(demo_home, env={"CARTOLINA_MODE": "kiosk"}) as base, browser_page() as page:
+        page.goto(base + "/train?lang=it")
+        box = page.get_by_label("Il tuo codice di 8 cifre")
+        box.fill("04718263")
+        box.press("Enter")
+        page.get_by_text("Nessun addestramento con il codice 04718263.").wait_for()
+        expect(page.get_by_test_id("stSidebar")).to_have_count(0)  # navigation on top, no sidebar
+        page.get_by_role("button", name="Ricomincia").click()
+        page.get_by_text(WELCOME).wait_for()  # the default language again
+        page.wait_for_url(base + "/")
+        page.get_by_role("link", name="Your face").first.click()
+        page.get_by_text("Follow a training").wait_for()
+        assert page.get_by_label("Your 8-digit code").input_value() == ""
+        assert "04718263" not in page.inner_text("body")
+
+
+@pytest.mark.browser
+def test_an_untouched_screen_goes_back_to_a_clean_welcome_page(demo_home):
+    env = {"CARTOLINA_MODE": "kiosk", "CARTOLINA_IDLE_S": "3"}
+    with streamlit_server(demo_home, env=env) as base, browser_page() as page:
+        page.goto(base + "/gallery")
+        box = page.get_by_label("Find your picture by its 8-digit code")
+        box.fill("12345678")
+        box.press("Enter")
+        page.get_by_text("No picture with code 12345678.").wait_for()
+        # nobody touches the screen: it reloads the welcome page in a new session
+        page.wait_for_url(base + "/", timeout=60_000)
+        page.get_by_text(WELCOME).wait_for()
+        assert "12345678" not in page.inner_text("body")
+
+
+@pytest.mark.browser
+def test_studio_mode_has_no_kiosk_chrome(demo_home):
+    with streamlit_server(demo_home) as base, browser_page() as page:
+        page.goto(base)
+        page.get_by_text(WELCOME).wait_for()
+        page.get_by_role("radio", name="English").wait_for()  # the language switch is there
+        expect(page.get_by_test_id("stSidebar")).to_be_visible()
+        assert page.get_by_role("button", name="Start over").count() == 0
