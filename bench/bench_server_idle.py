@@ -28,13 +28,11 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -42,7 +40,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from bench.bench_train import face_photos  # noqa: E402
-from tests.server import CHROMIUM, CHROMIUM_ARGS, free_port  # noqa: E402
+from tests.server import CHROMIUM, CHROMIUM_ARGS, bin_studio  # noqa: E402
 
 # page path -> a text that shows the page has finished drawing
 PAGES = {
@@ -60,35 +58,6 @@ CONFIGS = {
     "live reload": ({"CARTOLINA_LIVE_RELOAD": "1"}, []),
     "watchdog (before)": ({}, ["--server.fileWatcherType", "auto"]),
 }
-
-
-@contextlib.contextmanager
-def studio(home: Path, env: dict, args: list[str]):
-    """`bin/studio` as the README starts it; yields (base URL, server process)."""
-    port = free_port()
-    log = open(home / f"studio-{port}.log", "w")
-    proc = subprocess.Popen([str(REPO / "bin" / "studio"), "--server.port", str(port),
-                             "--server.address", "127.0.0.1", *args],
-                            cwd=REPO, env=dict(os.environ, CARTOLINA_HOME=str(home), **env),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError((home / f"studio-{port}.log").read_text())
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the studio did not start in 300 s")
-            time.sleep(0.3)
-        yield base, psutil.Process(proc.pid)  # bin/studio execs streamlit: same pid
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
 
 
 def cpu_s(proc: psutil.Process) -> float:
@@ -205,7 +174,8 @@ def measure(name: str, home: Path, photos: list[Path], args) -> dict:
     pages = ["welcome"] if before else list(PAGES)
     steps = args.before_steps if before else args.steps
     rows: dict = {"idle": {}, "training": {}}
-    with studio(home, env, extra) as (base, proc), sync_playwright() as pw:
+    with bin_studio(home, env, tuple(extra)) as (base, pid, _log), sync_playwright() as pw:
+        proc = psutil.Process(pid)
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         rows["idle"]["no tab"] = cpu_per_minute(proc, args.window)
         for page in pages:

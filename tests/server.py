@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -25,13 +26,29 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_healthy(proc: subprocess.Popen, base: str, log_path: Path, timeout: float) -> None:
+    """Until the server answers its health check; its log in the error if it dies or stalls."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited:\n{log_path.read_text()}")
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+                if r.read() == b"ok":
+                    return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the server did not become healthy in {timeout:.0f} s:\n{log_path.read_text()}")
+        time.sleep(0.3)
+
+
 @contextlib.contextmanager
 def streamlit_server(home: Path, entry: str = "serve.py", env: dict | None = None,
                      timeout: float = 180):
     port = free_port()
     full_env = dict(os.environ, CARTOLINA_HOME=str(home), HF_HUB_OFFLINE="1",
                     TRANSFORMERS_OFFLINE="1", **(env or {}))
-    log = open(home / f"streamlit-{port}.log", "w")
+    log_path = home / f"streamlit-{port}.log"
+    log = open(log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", entry, "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1",
@@ -39,19 +56,7 @@ def streamlit_server(home: Path, entry: str = "serve.py", env: dict | None = Non
         cwd=REPO, env=full_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited: {(home / f'streamlit-{port}.log').read_text()}")
-            try:
-                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
-                    if r.read().decode() == "ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not become healthy in time")
-            time.sleep(0.3)
+        _wait_healthy(proc, base, log_path, timeout)
         yield base
     finally:
         proc.terminate()
@@ -60,6 +65,28 @@ def streamlit_server(home: Path, entry: str = "serve.py", env: dict | None = Non
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
+
+
+@contextlib.contextmanager
+def bin_studio(home: Path, env: dict | None = None, args: tuple[str, ...] = (), timeout: float = 300):
+    """The studio started exactly as the README starts it, `bin/studio` (set-up included), on
+    a data root of its own; yields (base URL, server pid, log path). bin/studio execs streamlit,
+    so the pid is the server's."""
+    port = free_port()
+    log_path = home / f"studio-{port}.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen([str(REPO / "bin" / "studio"), "--server.port", str(port),
+                             "--server.address", "127.0.0.1", *args],
+                            cwd=REPO, env=dict(os.environ, CARTOLINA_HOME=str(home), **(env or {})),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(proc, base, log_path, timeout)
+        yield base, proc.pid, log_path
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
         log.close()
 
 

@@ -4,45 +4,13 @@ and the server it starts watches no files (a kiosk tab stays open all day)."""
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.server import browser_page, free_port
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-@contextlib.contextmanager
-def bin_studio(home: Path, env: dict | None = None):
-    """`bin/studio` as the README runs it; yields (base URL, server pid, log path)."""
-    port = free_port()
-    log_path = home / "studio.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen([str(REPO / "bin" / "studio"), "--server.port", str(port),
-                             "--server.address", "127.0.0.1"],
-                            cwd=REPO, env=dict(os.environ, CARTOLINA_HOME=str(home), **(env or {})),
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while True:
-            assert proc.poll() is None, log_path.read_text()
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
-                    if r.read() == b"ok":
-                        break
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.5)
-        yield f"http://127.0.0.1:{port}", proc.pid, log_path  # bin/studio execs streamlit
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-        log.close()
+from tests.server import REPO, bin_studio, browser_page
 
 
 def inotify_watches(pid: int) -> int:
