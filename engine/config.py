@@ -7,6 +7,7 @@ an operator can keep the catalog, LoRAs and pictures on a separate disk.
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -111,11 +112,13 @@ class Settings:
         return replace(self, home=Path(home).resolve())
 
 
-def available_languages() -> list[str]:
+@functools.cache
+def available_languages() -> tuple[str, ...]:
     """English (the source text) and every language with a compiled catalog, which set-up
-    builds from `locales/<lang>/LC_MESSAGES/messages.po` (`pybabel compile`)."""
+    builds from `locales/<lang>/LC_MESSAGES/messages.po` (`pybabel compile`) before the
+    server starts; read once per process, since every translated text asks."""
     compiled = sorted(p.parent.parent.name for p in LOCALES_DIR.glob("*/LC_MESSAGES/messages.mo"))
-    return ["en"] + [lang for lang in compiled if lang != "en"]
+    return ("en", *(lang for lang in compiled if lang != "en"))
 
 
 def _choice(env: dict, name: str, default: str, accepted: tuple[str, ...]) -> str:
@@ -178,6 +181,6 @@ def load_settings(env: dict | None = None) -> Settings:
         lora_cache_size=_int(env, "CARTOLINA_LORA_CACHE_SIZE", 4, 1, 64),
         public_url=(env.get("CARTOLINA_PUBLIC_URL") or "").rstrip("/"),
         poll_s=_int(env, "CARTOLINA_POLL_S", 5, 1, 60),
-        language=_choice(env, "CARTOLINA_LANGUAGE", "en", tuple(available_languages())),
+        language=_choice(env, "CARTOLINA_LANGUAGE", "en", available_languages()),
         idle_s=_int(env, "CARTOLINA_IDLE_S", 120, 2, 86_400),
     )

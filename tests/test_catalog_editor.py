@@ -68,9 +68,18 @@ def test_a_fake_image_upload_is_refused_and_nothing_changes(editor, tmp_path):
     assert _cat(home).summary() == before
 
 
+# The placement preview's image address once exactly one preview is on the page (a rerun
+# briefly shows the old one beside the new) and it differs from `arg`; until then, falsy.
+PREVIEW_SRC = """old => {
+  const srcs = [...document.querySelectorAll('[data-testid="stImage"]')]
+    .filter(e => e.innerText.includes("Blue: the person"))
+    .map(e => e.querySelector("img") && e.querySelector("img").src);
+  return srcs.length === 1 && srcs[0] && srcs[0] !== old ? srcs[0] : null;
+}"""
+
+
 @pytest.mark.browser
 def test_curator_adds_a_pose_and_moves_it(editor):
-    from playwright.sync_api import expect
     base, home = editor
     with browser_page() as page:
         page.goto(base + "/catalog")
@@ -81,13 +90,12 @@ def test_curator_adds_a_pose_and_moves_it(editor):
         page.get_by_text("Added the pose greeting.").wait_for()
         assert _cat(home).shot_types("greeting") == ["CLS", "MES", "FUS"]
         page.get_by_text("Pose guide").first.wait_for()  # still on the poses, greeting selected
-        preview = page.get_by_test_id("stImage").filter(has_text="Blue: the person").locator("img")
-        drawn = preview.get_attribute("src")
+        drawn = page.wait_for_function(PREVIEW_SRC, arg=None).json_value()
         slider = page.locator("input[type=range][aria-label=\"Across (centre)\"]").first
         slider.focus()
         slider.press("Home")  # all the way to the left edge: one change, one rerun
         page.get_by_text("0.00", exact=True).first.wait_for()
-        expect(preview).not_to_have_attribute("src", drawn)  # the rerun drew the new placement
+        page.wait_for_function(PREVIEW_SRC, arg=drawn)  # the rerun drew the new placement
         page.get_by_role("button", name="Save placement").click()
         page.get_by_text("Placement saved.").wait_for()
     placement = _cat(home).get_action_image("greeting", "CLS").placement
