@@ -54,8 +54,8 @@ class Settings:
     lora_cache_size: int = 4
     public_url: str = ""  # e.g. http://kiosk.local:8501 — base of links put in QR codes
     # Seconds between a page's reads of an active job's status. Each read costs the server a
-    # script run and the browser a redraw; at 5 s, three tabs following a training leave it
-    # 0.93 of its speed, at 2 s 0.86 (docs/benchmarks.md).
+    # script run and the browser a redraw; at 5 s, three tabs following a training left it
+    # ×0.95 of its speed, at 2 s ×0.86 (docs/benchmarks.md).
     poll_s: int = 5
     language: str = "en"  # the visitor pages' default language (a catalog under locales/)
     idle_s: int = 120  # kiosk mode: an untouched screen goes back to a clean welcome page

@@ -12,6 +12,7 @@ template and values), and `word` puts them into the session's language.
 
 from __future__ import annotations
 
+import functools
 import gettext
 import logging
 
@@ -42,9 +43,10 @@ FIELD_LABELS = {
 }
 
 
-@st.cache_resource(show_spinner=False)
+@functools.cache
 def _translations(lang: str) -> gettext.NullTranslations:
-    """One compiled catalog per language per process; English is the source text."""
+    """One compiled catalog per language per process; English is the source text. A plain
+    cache: every translated text asks, and Streamlit's cache would hash the key each time."""
     if lang == "en":
         return gettext.NullTranslations()
     return gettext.translation(DOMAIN, localedir=LOCALES_DIR, languages=[lang])
@@ -62,10 +64,6 @@ def language() -> str:
 def _(text: str) -> str:
     """Translate a source text into the session's language (the gettext keyword Babel extracts)."""
     return _translations(language()).gettext(text) if text else ""
-
-
-def ngettext(singular: str, plural: str, n: int) -> str:
-    return _translations(language()).ngettext(singular, plural, n)
 
 
 def word(message) -> str:
