@@ -2,30 +2,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import segno
 import streamlit as st
 
 from ui.i18n import _
-from ui.state import settings
-
-
-def picture_url(code: str) -> str:
-    """The absolute URL of outputs/<code>.png as a phone on the same network would see it."""
-    base = settings().public_url
-    if not base:
-        parts = urlsplit(st.context.url or "")
-        base = f"{parts.scheme}://{parts.netloc}" if parts.netloc else ""
-    return f"{base}/data/outputs/{code}.png"
-
-
-def qr_png(url: str) -> bytes:
-    buf = io.BytesIO()
-    segno.make(url, error="m").save(buf, kind="png", scale=5, border=2)
-    return buf.getvalue()
+from ui.links import picture_url, qr_png
 
 
 def show_picture(code: str, path: Path, note: str = "") -> None:
