@@ -1,10 +1,12 @@
 """Catalog editor for curators: places and their photos, poses and their images per distance."""
 
 import streamlit as st
+from babel import Locale
 
 from engine import poses
-from engine.catalog import SHOT_LABELS, SHOT_TYPES
+from engine.catalog import DESCRIPTION_MAX, NAME_MAX, SHOT_LABELS, SHOT_TYPES
 from engine.catalog_edit import add_action_from_library, placement_preview
+from engine.config import available_languages
 from engine.errors import CartolinaError
 from ui.state import catalog
 
@@ -25,6 +27,25 @@ def attempt(action, done: str, select: tuple[str, str] | None = None) -> None:
     if select:
         st.session_state[select[0]] = select[1]
     st.rerun()
+
+
+def translation_fields(record) -> dict:
+    """Inside a record's form: its title and description in each language the visitor pages
+    speak besides English, ready for the catalog's `translations=`. Empty means untranslated:
+    visitors then read the English description and the name."""
+    texts = {}
+    for lang in available_languages():
+        if lang == "en":
+            continue
+        now, language = record.translations.get(lang, {}), Locale.parse(lang).english_name
+        shown = f"What visitors reading {language} see; names and the English texts stay as they are."
+        c1, c2 = st.columns([1, 2])
+        title = c1.text_input(f"Title in {language}", value=now.get("title", ""), max_chars=NAME_MAX,
+                              placeholder=record.name, help=shown)
+        desc = c2.text_area(f"Description in {language}", value=now.get("description", ""),
+                            max_chars=DESCRIPTION_MAX, help=shown)
+        texts[lang] = {"title": title, "description": desc}
+    return texts
 
 
 if note := st.session_state.pop("catalog_note", None):
@@ -49,8 +70,9 @@ if section == SECTIONS[0]:
         poi = next(p for p in pois if p.name == poi_name)
         with st.form("edit_poi_form"):
             desc = st.text_area("Description", value=poi.description, max_chars=400)
-            if st.form_submit_button("Save description"):
-                attempt(lambda: cat.update_poi(poi_name, desc), "Saved.")
+            texts = translation_fields(poi)
+            if st.form_submit_button("Save texts"):
+                attempt(lambda: cat.update_poi(poi_name, desc, translations=texts), "Saved.")
         st.subheader("Photos")
         for rec in cat.list_poi_images(poi_name):
             left, right = st.columns([2, 3])
@@ -58,9 +80,11 @@ if section == SECTIONS[0]:
             with right.form(f"photo_{rec.name}"):
                 pdesc = st.text_area("Photo description (goes into the prompt)", value=rec.description,
                                      max_chars=400)
+                ptexts = translation_fields(rec)
                 c1, c2 = st.columns(2)
                 if c1.form_submit_button("Save"):
-                    attempt(lambda r=rec, d=pdesc: cat.update_poi_image(r.poi, r.name, d), "Saved.")
+                    attempt(lambda r=rec, d=pdesc, t=ptexts:
+                            cat.update_poi_image(r.poi, r.name, d, translations=t), "Saved.")
                 if c2.form_submit_button("Delete photo"):
                     attempt(lambda r=rec: cat.delete_poi_image(r.poi, r.name), f"Deleted {rec.name}.")
         with st.form("add_photo", clear_on_submit=True):
@@ -97,8 +121,9 @@ elif section == SECTIONS[1]:
         action = next(a for a in actions if a.name == action_name)
         with st.form("edit_action_form"):
             desc = st.text_area("Description", value=action.description, max_chars=400)
-            if st.form_submit_button("Save description"):
-                attempt(lambda: cat.update_action(action_name, desc), "Saved.")
+            texts = translation_fields(action)
+            if st.form_submit_button("Save texts"):
+                attempt(lambda: cat.update_action(action_name, desc, translations=texts), "Saved.")
         shot = st.radio("Distance", SHOT_TYPES, format_func=lambda s: f"{SHOT_LABELS[s]} ({s})",
                         horizontal=True, key="edit_shot")
         have = cat.shot_types(action_name)

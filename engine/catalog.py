@@ -10,6 +10,11 @@ processes (the Streamlit server, the command line, a test), so:
 * files the catalog points to live under `assets/` with names the catalog makes up; an
   uploaded file's name is never used as a path;
 * deleting a record deletes the files that no other record still uses.
+
+POIs, their photos and actions may carry what a visitor reads in other languages,
+`translations = {"it": {"title": "Colosseo", "description": "..."}}`. Their `name` stays the
+key in requests, URLs and the prompt in every language; without a translation a visitor reads
+the English one, then the name and the description themselves (`record_text`).
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ import secrets
 import threading
 import unicodedata
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from filelock import FileLock
 from PIL import Image
@@ -40,6 +45,9 @@ DESCRIPTION_MAX = 400
 _NAME_RE = re.compile(r"^[\w][\w .,'()&+-]*$", re.UNICODE)
 NAME_RULE = (f"1-{NAME_MAX} characters: letters, digits, spaces and . , ' ( ) & + - _, "
              "starting with a letter or digit")
+TRANSLATED = ("title", "description")
+_LANGUAGE_RE = re.compile(r"^[a-z]{2,3}$")
+LANGUAGE_RULE = "2-3 lowercase letters (an ISO 639 code, e.g. it)"
 
 # --- records ------------------------------------------------------------------------------
 
@@ -47,6 +55,7 @@ NAME_RULE = (f"1-{NAME_MAX} characters: letters, digits, spaces and . , ' ( ) & 
 class POI:
     name: str
     description: str = ""
+    translations: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -57,12 +66,14 @@ class POIImage:
     description: str = ""
     width: int = 0
     height: int = 0
+    translations: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Action:
     name: str
     description: str = ""
+    translations: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,19 +112,80 @@ def check_name(field_name: str, value: Any) -> str:
     return name
 
 
-def check_description(field_name: str, value: Any) -> str:
+def _check_text(field_name: str, value: Any, limit: int) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidInput(field_name, value, f"text up to {DESCRIPTION_MAX} characters",
-                           reason="must be text")
+        raise InvalidInput(field_name, value, f"text up to {limit} characters", reason="must be text")
     text = " ".join(value.split())
-    if len(text) > DESCRIPTION_MAX:
-        raise InvalidInput(field_name, f"{len(text)} characters",
-                           f"text up to {DESCRIPTION_MAX} characters", reason="too long")
+    if len(text) > limit:
+        raise InvalidInput(field_name, f"{len(text)} characters", f"text up to {limit} characters",
+                           reason="too long")
     if any(unicodedata.category(c) == "Cc" for c in text):
         raise InvalidInput(field_name, value, "printable text", reason="contains control characters")
     return text
+
+
+def check_description(field_name: str, value: Any) -> str:
+    return _check_text(field_name, value, DESCRIPTION_MAX)
+
+
+def check_title(field_name: str, value: Any) -> str:
+    """A translated title is only shown, never a key, so any printable text as long as a name."""
+    return _check_text(field_name, value, NAME_MAX)
+
+
+def check_translations(value: Any) -> dict[str, dict[str, str]]:
+    """Per-language texts from a curator, cleaned; a language whose texts are all empty maps
+    to {}, which `_merge_translations` takes as "remove this language"."""
+    if not isinstance(value, Mapping):
+        raise InvalidInput("translations", value, "language code → {title, description}",
+                           reason="must be a mapping")
+    cleaned = {}
+    for lang, texts in value.items():
+        if not isinstance(lang, str) or not _LANGUAGE_RE.match(lang):
+            raise InvalidInput("translations", lang, LANGUAGE_RULE, reason="not a language code")
+        where = f"translations.{lang}"
+        if not isinstance(texts, Mapping) or set(texts) - set(TRANSLATED):
+            raise InvalidInput(where, texts, "a mapping with a title and/or a description",
+                               reason="unexpected texts")
+        checked = {"title": check_title(f"{where}.title", texts.get("title")),
+                   "description": check_description(f"{where}.description", texts.get("description"))}
+        cleaned[lang] = {k: v for k, v in checked.items() if v}
+    return cleaned
+
+
+def _merge_translations(old: dict | None, new: dict) -> dict:
+    """Each language given replaces that language's texts, so a curator's form for one language
+    never touches another; a language left with no text is dropped, not stored empty."""
+    merged = {**(old or {}), **new}
+    return {lang: texts for lang, texts in merged.items() if texts}
+
+
+def _text_changes(description: str | None, translations: Mapping | None) -> dict:
+    """The checked fields of a text update, checked before the lock is taken."""
+    changes = {}
+    if description is not None:
+        changes["description"] = check_description("description", description)
+    if translations is not None:
+        changes["translations"] = check_translations(translations)
+    return changes
+
+
+def record_text(record: POI | POIImage | Action, field_name: str, lang: str) -> str:
+    """What a visitor reads of a record in `lang`: its translation, else the English one, else
+    the record's own text (the name stands as the English title, `arms_crossed` read as
+    "Arms crossed": names are often written as identifiers)."""
+    if field_name not in TRANSLATED:
+        raise ValueError(f"field must be one of {TRANSLATED}, not {field_name!r}")
+    for code in (lang, "en"):
+        text = record.translations.get(code, {}).get(field_name)
+        if text:
+            return text
+    if field_name == "title":
+        words = record.name.replace("_", " ").strip()
+        return words[:1].upper() + words[1:]
+    return record.description
 
 
 def check_placement(value: Any) -> dict | None:
@@ -224,6 +296,14 @@ class Catalog:
             except (FileNotFoundError, CatalogError):
                 pass
 
+    def _update_texts(self, table: str, query, changes: dict) -> None:
+        """Apply `_text_changes` to the one record `query` finds; call it holding the lock."""
+        if "translations" in changes:
+            old = self._t(table).search(query)[0].get("translations")
+            changes = dict(changes, translations=_merge_translations(old, changes["translations"]))
+        if changes:
+            self._t(table).update(changes, query)
+
     # --- POIs --------------------------------------------------------------------------
     def add_poi(self, name: str, description: str = "") -> POI:
         name = check_name("poi_name", name)
@@ -234,12 +314,15 @@ class Catalog:
             self._t("pois").insert({"name": name, "description": description})
         return POI(name, description)
 
-    def update_poi(self, name: str, description: str) -> POI:
-        description = check_description("description", description)
+    def update_poi(self, name: str, description: str | None = None, *,
+                   translations: Mapping | None = None) -> POI:
+        """New texts for a POI: `description` (None keeps it) and the languages in
+        `translations` (see `check_translations`; languages not given are kept)."""
+        changes = _text_changes(description, translations)
         with self._locked():
             self.get_poi(name)
-            self._t("pois").update({"description": description}, Query().name == name)
-        return POI(name, description)
+            self._update_texts("pois", Query().name == name, changes)
+            return self.get_poi(name)
 
     def get_poi(self, name: str) -> POI:
         with self._locked():
@@ -281,12 +364,13 @@ class Catalog:
             self._t("poi_images").insert(asdict(rec))
         return rec
 
-    def update_poi_image(self, poi: str, name: str, description: str) -> POIImage:
-        description = check_description("description", description)
+    def update_poi_image(self, poi: str, name: str, description: str | None = None, *,
+                         translations: Mapping | None = None) -> POIImage:
+        """New texts for a POI photo, as `update_poi`."""
+        changes = _text_changes(description, translations)
         with self._locked():
             self.get_poi_image(poi, name)
-            q = (Query().poi == poi) & (Query().name == name)
-            self._t("poi_images").update({"description": description}, q)
+            self._update_texts("poi_images", (Query().poi == poi) & (Query().name == name), changes)
             return self.get_poi_image(poi, name)
 
     def get_poi_image(self, poi: str, name: str) -> POIImage:
@@ -320,12 +404,14 @@ class Catalog:
             self._t("actions").insert({"name": name, "description": description})
         return Action(name, description)
 
-    def update_action(self, name: str, description: str) -> Action:
-        description = check_description("description", description)
+    def update_action(self, name: str, description: str | None = None, *,
+                      translations: Mapping | None = None) -> Action:
+        """New texts for an action, as `update_poi`."""
+        changes = _text_changes(description, translations)
         with self._locked():
             self.get_action(name)
-            self._t("actions").update({"description": description}, Query().name == name)
-        return Action(name, description)
+            self._update_texts("actions", Query().name == name, changes)
+            return self.get_action(name)
 
     def get_action(self, name: str) -> Action:
         with self._locked():
@@ -454,12 +540,12 @@ class Catalog:
     def summary(self) -> dict:
         """The shape `python -m engine catalog --json` promises to scripts."""
         with self._locked():
-            pois = [{"name": p.name, "description": p.description,
+            pois = [{"name": p.name, "description": p.description, "translations": p.translations,
                      "images": [{"name": i.name, "description": i.description,
-                                 "width": i.width, "height": i.height}
+                                 "translations": i.translations, "width": i.width, "height": i.height}
                                 for i in self.list_poi_images(p.name)]}
                     for p in self.list_pois()]
-            actions = [{"name": a.name, "description": a.description,
+            actions = [{"name": a.name, "description": a.description, "translations": a.translations,
                         "shot_types": self.shot_types(a.name)} for a in self.list_actions()]
         return {"pois": pois, "actions": actions}
 

@@ -271,8 +271,13 @@ def _trigger_words(folder: Path) -> str:
 
 def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | None = None,
              pipelines: Pipelines | None = None,
-             on_progress: Callable[[Progress], bool | None] | None = None) -> Result:
-    """Make one picture; returns its code. `on_progress` returning False cancels the run."""
+             on_progress: Callable[[Progress], bool | None] | None = None,
+             code: str | None = None) -> Result:
+    """Make one picture; returns its code. `on_progress` returning False cancels the run.
+
+    `code` is the one the picture queue promised the visitor at submit time; it is kept
+    unless, against all odds, another process saved a picture under it meanwhile.
+    """
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -354,7 +359,7 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
             "face_prompt": built.face_prompt if lora_dir else None, "prompt_cut": built.cut,
             "seed": seed, "steps": req.steps, "guidance": req.guidance, "face_pass": lora_dir is not None,
             "models": models, "face_strength": FACE_STRENGTH if lora_dir else None}
-    code, path = save_output(settings, picture, meta)
+    code, path = save_output(settings, picture, meta, code)
     lap("save", t)
     timings["total"] = round(time.perf_counter() - t0, 4)
     url = f"{settings.public_url}/data/outputs/{code}.png" if settings.public_url else f"/data/outputs/{code}.png"
@@ -380,11 +385,14 @@ def planned_steps(scheduler, steps: int, strength: float) -> int:
     return len(scheduler.timesteps[start * order:])
 
 
-def save_output(settings: Settings, picture: Image.Image, meta: dict) -> tuple[str, Path]:
-    """outputs/<code>.png under a fresh code; the lock makes the code unique across processes."""
+def save_output(settings: Settings, picture: Image.Image, meta: dict,
+                wanted: str | None = None) -> tuple[str, Path]:
+    """outputs/<code>.png under `wanted` if still free, else a fresh code; the lock makes the
+    code unique across processes."""
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(settings.outputs_dir / ".codes.lock"), timeout=30):
-        code = codes.new_code(lambda c: (settings.outputs_dir / f"{c}.png").exists())
+        taken = lambda c: (settings.outputs_dir / f"{c}.png").exists()  # noqa: E731
+        code = wanted if wanted and codes.is_code(wanted) and not taken(wanted) else codes.new_code(taken)
         meta = dict(meta, code=code)
         text = {"cartolina": json.dumps(meta, ensure_ascii=False, default=str),
                 "parameters": _a1111_parameters(meta)}

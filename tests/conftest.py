@@ -60,3 +60,13 @@ def demo_catalog_root(tmp_path_factory) -> Path:
 @pytest.fixture
 def demo_home(home, demo_models_root, demo_catalog_root) -> Path:
     return fill_demo_home(home, demo_models_root, demo_catalog_root)
+
+
+@pytest.fixture
+def fresh_ui():
+    """AppTests run the pages in this process, where Streamlit caches the settings: read them
+    again from this test's environment, and leave none behind for the next test."""
+    from ui.state import settings
+    settings.clear()
+    yield
+    settings.clear()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from engine.catalog import Catalog
+from engine.catalog import POI, Catalog, record_text
 from engine.errors import CatalogError, Conflict, InvalidInput, NotFound
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,11 +46,89 @@ def test_records_round_trip(cat):
     assert ai.placement == {"x": 0.3, "bottom": 1.0, "height": 0.7}
     assert cat.shot_types("waving") == ["MES"]
     assert cat.summary() == {
-        "pois": [{"name": "Colosseo", "description": "The Flavian amphitheatre",
-                  "images": [{"name": "Arches", "description": "arches at dusk",
+        "pois": [{"name": "Colosseo", "description": "The Flavian amphitheatre", "translations": {},
+                  "images": [{"name": "Arches", "description": "arches at dusk", "translations": {},
                               "width": 120, "height": 80}]}],
-        "actions": [{"name": "waving", "description": "waving a hand", "shot_types": ["MES"]}]}
+        "actions": [{"name": "waving", "description": "waving a hand", "translations": {},
+                     "shot_types": ["MES"]}]}
     assert cat.validate() == []
+
+
+def test_translations_round_trip_and_one_language_never_touches_another(cat):
+    cat.add_poi("Colosseum", "The Flavian amphitheatre")
+    cat.add_poi_image("Colosseum", "Arches", Image.new("RGB", (12, 8)), "arches at dusk")
+    cat.add_action("waving", "waving a hand")
+    poi = cat.update_poi("Colosseum", translations={
+        "it": {"title": " Colosseo ", "description": "L'anfiteatro  Flavio"},
+        "de": {"title": "Kolosseum"}})
+    assert poi == cat.get_poi("Colosseum")
+    assert poi.translations == {"it": {"title": "Colosseo", "description": "L'anfiteatro Flavio"},
+                                "de": {"title": "Kolosseum"}}
+    assert poi.description == "The Flavian amphitheatre"  # no description given: kept
+    poi = cat.update_poi("Colosseum", "The amphitheatre", translations={"it": {"title": "Il Colosseo"}})
+    assert poi.translations == {"it": {"title": "Il Colosseo"}, "de": {"title": "Kolosseum"}}
+    assert poi.description == "The amphitheatre"
+    img = cat.update_poi_image("Colosseum", "Arches", translations={"it": {"title": "Archi"}})
+    assert cat.get_poi_image("Colosseum", "Arches").translations == {"it": {"title": "Archi"}}
+    assert img.description == "arches at dusk"
+    cat.update_action("waving", translations={"it": {"title": "Saluto", "description": "Un saluto"}})
+    assert cat.get_action("waving").translations == {"it": {"title": "Saluto", "description": "Un saluto"}}
+    assert cat.summary()["actions"][0]["translations"] == {"it": {"title": "Saluto", "description": "Un saluto"}}
+
+
+def test_a_visitor_reads_the_translation_else_english_else_the_name():
+    poi = POI("Colosseum", "The Flavian amphitheatre",
+              {"it": {"title": "Colosseo"}, "en": {"title": "The Colosseum"}})
+    assert record_text(poi, "title", "it") == "Colosseo"
+    assert record_text(poi, "description", "it") == "The Flavian amphitheatre"
+    assert record_text(poi, "title", "fr") == "The Colosseum"
+    assert record_text(POI("arms_crossed"), "title", "it") == "Arms crossed"  # a name written as an identifier, read as words
+    with pytest.raises(ValueError):
+        record_text(poi, "name", "it")
+
+
+@pytest.mark.parametrize("translations, field", [
+    ({"IT": {"title": "Colosseo"}}, "translations"),
+    ({"italian": {"title": "Colosseo"}}, "translations"),
+    ({"it": {"title": "x" * 61}}, "translations.it.title"),
+    ({"it": {"title": "Colos\x00seo"}}, "translations.it.title"),
+    ({"it": {"description": "x" * 401}}, "translations.it.description"),
+    ({"it": {"subtitle": "Colosseo"}}, "translations.it"),
+    ({"it": "Colosseo"}, "translations.it"),
+    (["it", "Colosseo"], "translations"),
+])
+def test_bad_translations_name_the_field_and_change_nothing(cat, translations, field):
+    cat.add_poi("Colosseum", "The Flavian amphitheatre")
+    before = cat.summary()
+    with pytest.raises(InvalidInput) as err:
+        cat.update_poi("Colosseum", "new description", translations=translations)
+    assert err.value.field == field and err.value.accepted
+    assert cat.summary() == before
+
+
+def test_emptied_and_deleted_translations_leave_nothing_behind(cat):
+    cat.add_poi("Colosseum")
+    cat.update_poi("Colosseum", translations={"it": {"title": "Colosseo"}, "de": {"title": "Kolosseum"}})
+    assert cat.update_poi("Colosseum", translations={"it": {"title": " ", "description": ""}}).translations \
+        == {"de": {"title": "Kolosseum"}}
+    cat.delete_poi("Colosseum")
+    assert cat.add_poi("Colosseum") == cat.get_poi("Colosseum") == POI("Colosseum")
+    if cat.path:
+        assert "Kolosseum" not in cat.path.read_text()
+
+
+def test_a_catalog_written_before_translations_loads_unchanged(tmp_path):
+    path = tmp_path / "catalog_db.json"
+    path.write_text(json.dumps({
+        "pois": {"1": {"name": "Pantheon", "description": "dome"}},
+        "poi_images": {"1": {"poi": "Pantheon", "name": "Front", "file": "poi/x.png", "description": "",
+                             "width": 5, "height": 4}},
+        "actions": {"1": {"name": "waving", "description": "waving a hand"}}}))
+    cat = Catalog(path, tmp_path / "assets")
+    assert cat.get_poi("Pantheon") == POI("Pantheon", "dome")
+    assert cat.get_poi_image("Pantheon", "Front").translations == {}
+    assert record_text(cat.get_action("waving"), "title", "it") == "Waving"
+    assert cat.update_action("waving", translations={"it": {"title": "Saluto"}}).description == "waving a hand"
 
 
 def test_json_file_survives_reopening(tmp_path):

@@ -1,4 +1,5 @@
-"""Curators edit the catalog in a real browser; bad uploads are refused and lose nothing."""
+"""Curators edit the catalog (in a real browser, and the texts in AppTests); bad input is refused
+and loses nothing."""
 
 import io
 
@@ -8,7 +9,7 @@ from PIL import Image
 from engine.catalog import Catalog
 from engine.config import load_settings
 from tests.homes import fill_demo_home
-from tests.server import browser_page, streamlit_server
+from tests.server import REPO, browser_page, streamlit_server
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +112,44 @@ def test_kiosk_mode_hides_the_editor(demo_home):
         page.goto(base + "/catalog")
         page.get_by_text("Put yourself in the picture").wait_for()
         assert "Add a place" not in page.inner_text("body")
+
+
+def _editor_app():
+    from streamlit.testing.v1 import AppTest
+    at = AppTest.from_file(str(REPO / "app_pages" / "catalog.py"), default_timeout=60)
+    return at.run()
+
+
+def _labelled(widgets, label):
+    return [w for w in widgets if w.label == label]
+
+
+def test_curator_saves_italian_texts_of_a_place_and_its_photo(demo_home, fresh_ui):
+    at = _editor_app()
+    at.selectbox(key="edit_poi").select("Lungomare").run()
+    place_title, photo_title = _labelled(at.text_input, "Title in Italian")  # the place's form first
+    place_title.input("Il lungomare")
+    _labelled(at.text_area, "Description in Italian")[0].input("La passeggiata.")
+    _labelled(at.button, "Save texts")[0].click().run()
+    assert [s.value for s in at.success] == ["Saved."] and not at.error
+    _labelled(at.text_input, "Title in Italian")[1].input("")
+    _labelled(at.text_area, "Description in Italian")[1].input("Sabbia e mare.")
+    _labelled(at.button, "Save")[0].click().run()
+    cat = _cat(demo_home)
+    assert cat.get_poi("Lungomare").translations == {"it": {"title": "Il lungomare",
+                                                            "description": "La passeggiata."}}
+    assert cat.get_poi_image("Lungomare", "Beach").translations == {"it": {"description": "Sabbia e mare."}}
+    assert cat.get_poi("Lungomare").description == "The seaside promenade, beach and lighthouse."
+
+
+def test_curator_saves_the_italian_title_of_a_pose_and_a_bad_one_is_refused(demo_home, fresh_ui):
+    at = _editor_app()
+    at.radio(key="catalog_section").set_value("Poses (actions)").run()
+    at.selectbox(key="edit_action").select("selfie").run()
+    _labelled(at.text_input, "Title in Italian")[0].input("Autoscatto")
+    _labelled(at.button, "Save texts")[0].click().run()
+    assert _cat(demo_home).get_action("selfie").translations["it"]["title"] == "Autoscatto"
+    _labelled(at.text_area, "Description in Italian")[0].input("x" * 390 + "\x07")
+    _labelled(at.button, "Save texts")[0].click().run()
+    assert "translations.it.description" in at.error[0].value
+    assert _cat(demo_home).get_action("selfie").translations["it"]["title"] == "Autoscatto"

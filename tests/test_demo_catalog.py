@@ -3,7 +3,7 @@
 import numpy as np
 
 from engine import poses
-from engine.catalog import Catalog
+from engine.catalog import Catalog, record_text
 from engine.config import load_settings
 from engine.demo.catalog import DEMO_POIS, build_demo_catalog
 
@@ -15,6 +15,17 @@ def test_demo_catalog_has_pois_actions_and_every_shot(demo_home):
     for action in cat.action_names():
         assert cat.shot_types(action) == ["CLS", "MES", "FUS"]
     assert cat.validate() == []
+
+
+def test_demo_places_photos_and_poses_speak_italian(demo_home):
+    cat = Catalog.open(load_settings())
+    records = cat.list_pois() + cat.list_poi_images() + cat.list_actions()
+    for rec in records:
+        assert set(rec.translations["it"]) == {"title", "description"}, rec
+        assert record_text(rec, "description", "it") != record_text(rec, "description", "en"), rec
+    assert record_text(cat.get_action("arms_crossed"), "title", "it") == "Braccia conserte"
+    assert record_text(cat.get_poi_image("Lungomare", "Beach"), "title", "it") == "Spiaggia"
+    assert record_text(cat.get_poi("Lungomare"), "title", "en") == "Lungomare"
 
 
 def test_pose_images_use_the_openpose_colours_on_black(demo_home):
@@ -44,9 +55,13 @@ def test_reseeding_respects_deletions_unless_asked_to_refill(demo_home):
     cat = Catalog.open(settings)
     cat.delete_action("waving")
     poi = next(iter(DEMO_POIS))
-    cat.update_poi(poi, "edited by a curator")
+    cat.update_poi(poi, "edited by a curator", translations={"it": {"title": "Il mio titolo"}})
+    cat.update_action("selfie", translations={"it": {}})
     assert build_demo_catalog(settings)["added"] == []
     assert "waving" not in cat.action_names()
     report = build_demo_catalog(settings, refill=True)
     assert "action waving" in report["added"] and report["problems"] == []
     assert cat.get_poi(poi).description == "edited by a curator"
+    assert cat.get_poi(poi).translations == {"it": {"title": "Il mio titolo"}}
+    assert "Italian texts of action selfie" in report["added"]
+    assert cat.get_action("selfie").translations["it"]["title"] == "Selfie"

@@ -7,7 +7,8 @@ language by adding a catalog (see README, "Languages"). The language of a sessio
 on every page, then from `CARTOLINA_LANGUAGE`.
 
 The engine stays language-free: its messages are `engine.messages.Msg` (English text plus the
-template and values), and `word` puts them into the session's language.
+template and values), and `word` puts them into the session's language. The catalog's texts
+are the curators' and carry their own translations (`catalog_text`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import logging
 import streamlit as st
 from babel import Locale
 
+from engine.catalog import Action, POI, POIImage, record_text
 from engine.config import LOCALES_DIR, available_languages
 from engine.errors import InvalidInput
 from engine.messages import Msg
@@ -75,6 +77,12 @@ def word(message) -> str:
         translated = _(message.template)
         return translated.format(**params) if params else translated
     return _(str(message))
+
+
+def catalog_text(record: POI | POIImage | Action, field: str) -> str:
+    """A place's, photo's or pose's "title" or "description" as the visitor reads it: the
+    curators' translation into the session's language, else English (the name as title)."""
+    return record_text(record, field, language())
 
 
 def language_name(lang: str) -> str:
