@@ -7,7 +7,7 @@ page, and every visitor text goes through `_`.
 
 import streamlit as st
 
-from ui.i18n import _, language_switch
+from ui.i18n import _, error_text, language_switch
 from ui.kiosk import kiosk_chrome
 from ui.state import init_session, settings
 
@@ -53,4 +53,7 @@ with right:
 if cfg.mode == "kiosk":
     with left:
         kiosk_chrome(home)
-page.run()
+try:
+    page.run()
+except Exception as exc:  # noqa: BLE001 - the page boundary: the log keeps the detail
+    st.error(error_text(exc), icon=":material/error:")

@@ -91,13 +91,37 @@ def bin_studio(home: Path, env: dict | None = None, args: tuple[str, ...] = (), 
 
 
 @contextlib.contextmanager
-def browser_page():
+def chromium():
+    """Debian's headless Chromium, for tests that open several visitors (contexts) at once."""
     from playwright.sync_api import sync_playwright
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.set_default_timeout(60_000)  # a condition's limit, not a wait: a busy CI is slow
-            yield page
+            yield browser
         finally:
             browser.close()
+
+
+def new_visitor(browser, width: int = 1280, height: int = 900):
+    """A page in a context of its own: its own cookies, so its own Streamlit session."""
+    page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+    page.set_default_timeout(60_000)  # a condition's limit, not a wait: a busy CI is slow
+    return page
+
+
+@contextlib.contextmanager
+def browser_page(width: int = 1280, height: int = 900):
+    with chromium() as browser:
+        yield new_visitor(browser, width, height)
+
+
+ARTIFACTS = Path(os.environ.get("CARTOLINA_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+def screenshot(page, name: str) -> Path:
+    """Keep what the visitor saw as a test artifact (test-artifacts/, or
+    CARTOLINA_TEST_ARTIFACTS), full page, for a person to look at after the run."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,5 +1,7 @@
 """Kiosk mode: the next visitor finds a clean screen, by a button or by waiting."""
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -49,3 +51,27 @@ def test_studio_mode_has_no_kiosk_chrome(demo_home):
         page.get_by_role("radio", name="English").wait_for()  # the language switch is there
         expect(page.get_by_test_id("stSidebar")).to_be_visible()
         assert page.get_by_role("button", name="Start over").count() == 0
+
+
+CATALOG_URLS = ["/catalog", "/catalog/", "/Catalog", "/catalog?lang=it", "/app_pages/catalog",
+                "/app_pages/catalog.py", "/pages/catalog", "/?page=catalog", "/catalog_db.json",
+                "/data/outputs/../catalog_db.json"]
+
+
+@pytest.mark.browser
+def test_the_catalog_editor_cannot_be_reached_by_any_url_at_a_kiosk(demo_home):
+    with streamlit_server(demo_home, env={"CARTOLINA_MODE": "kiosk"}) as base, browser_page() as page:
+        scripts = []  # the scripts each address loads: without its bundle the app cannot start
+        page.on("response", lambda r: scripts.append(r) if r.request.resource_type == "script" else None)
+        for url in CATALOG_URLS:
+            scripts.clear()
+            response = page.goto(base + url)  # returns once the page and its scripts loaded
+            if not response.headers.get("content-type", "").startswith("text/html"):
+                assert response.status in (400, 404) and b'"pois"' not in response.body(), url
+                continue
+            if any(r.ok and "javascript" in r.headers.get("content-type", "") for r in scripts):
+                # the app started: Streamlit draws the default page (or "page not found"),
+                # never the editor, since a kiosk's navigation has no such page
+                page.get_by_text(re.compile(WELCOME + "|Mettiti nella foto|Page not found")).first.wait_for()
+            body = page.inner_text("body")
+            assert "Add a place" not in body and "Catalog" not in body, url

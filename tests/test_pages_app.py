@@ -146,3 +146,20 @@ def test_privacy_page_says_what_is_kept_and_for_how_long(home, fresh_ui, lang):
     at = _run("app_pages/privacy.py", lang)
     assert at.title[0].value == TEXTS[lang]["privacy"]
     assert all(said in at.markdown[0].value for said in TEXTS[lang]["privacy says"])
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_broken_installation_shows_one_plain_sentence_and_no_path(demo_home, fresh_ui, lang):
+    """The catalog file is damaged on disk: the page says so plainly, in the visitor's
+    language, with no traceback and no server path (the server's log has the detail)."""
+    (demo_home / "catalog_db.json").write_text("{ not json")
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60)
+    if lang:
+        at.query_params["lang"] = lang
+    at.run()
+    at.switch_page("app_pages/scene.py").run()
+    shown = "\n".join(str(e.value) for kind in ("error", "markdown", "caption", "info", "warning")
+                      for e in getattr(at, kind))
+    expected = {"en": "Something went wrong on our side", "it": "Qualcosa non ha funzionato"}[lang]
+    assert expected in shown
+    assert not at.exception and str(demo_home) not in shown and "Traceback" not in shown
