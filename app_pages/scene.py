@@ -9,6 +9,7 @@ from engine.errors import CartolinaError, InvalidInput, NotFound
 from engine.picture_jobs import FINISHED, picture_queue
 from ui.choosing import catalog_version, photo_thumbnail, pose_thumbnail, scene_preview, tiles
 from ui.i18n import N_, _, catalog_text, error_text, word
+from ui.kiosk import keep_awake
 from ui.results import show_picture
 from ui.state import catalog, settings
 
@@ -112,6 +113,7 @@ def show_waiting(s) -> None:
             text += " · " + _("about {s} s left").format(s=max(1, round(s.eta_s)))
         st.progress(min(1.0, s.step / max(1, s.total_steps)), text=text)
     st.button(_("Cancel"), key="cancel-picture", on_click=cancel, args=(s.code,), icon=":material/close:")
+    keep_awake()
 
 
 @st.fragment(run_every=POLL_S)

@@ -75,3 +75,20 @@ def test_the_catalog_editor_cannot_be_reached_by_any_url_at_a_kiosk(demo_home):
                 page.get_by_text(re.compile(WELCOME + "|Mettiti nella foto|Page not found")).first.wait_for()
             body = page.inner_text("body")
             assert "Add a place" not in body and "Catalog" not in body, url
+
+
+@pytest.mark.browser
+def test_the_idle_timer_waits_while_a_picture_is_being_made_for_the_visitor(demo_home):
+    env = {"CARTOLINA_MODE": "kiosk", "CARTOLINA_IDLE_S": "2"}
+    with streamlit_server(demo_home, env=env) as base, browser_page() as page:
+        page.goto(base + "/scene")
+        page.get_by_text("1. The place").wait_for()
+        # what the scene page draws while the visitor's picture waits or is painted
+        page.evaluate("() => { const d = document.createElement('div');"
+                      " d.className = 'cartolina-busy'; document.body.appendChild(d); }")
+        # Absence of a reset can only be shown over a window: three idle periods untouched.
+        page.wait_for_timeout(6_000)
+        assert page.url == base + "/scene"
+        page.evaluate("() => document.querySelector('.cartolina-busy').remove()")
+        page.wait_for_url(base + "/", timeout=60_000)  # the picture is done: idle again
+        page.get_by_text(WELCOME).wait_for()

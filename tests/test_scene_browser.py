@@ -30,6 +30,7 @@ def test_two_visitors_generate_at_once_and_the_second_waits_its_turn(demo_home):
         second.get_by_text("Number 2 in line").wait_for()
         screenshot(second, "scene-second-visitor-waiting")
         assert second.get_by_role("button", name="Cancel").is_visible()
+        assert second.locator(".cartolina-busy").count() == 1  # a kiosk's idle timer holds off
         first_code = _picture_code(first)
         second_code = _picture_code(second)
         screenshot(second, "scene-second-visitor-picture")

@@ -1,5 +1,6 @@
 """The trainer script on the demo models: files written, a LoRA that loads and changes the
-picture, determinism, and resume from a checkpoint ending where an uninterrupted run ends."""
+picture, determinism, resume from a checkpoint ending where an uninterrupted run ends, and the
+loss curve the page draws."""
 
 from __future__ import annotations
 
@@ -73,10 +74,14 @@ def test_trainer_process_writes_a_lora_that_loads_and_changes_the_picture(settin
     assert isinstance(status["loss"], float) and status["pid"] == proc.pid
     assert "checkpoint-3 saved" in log and "LoRA written" in log
 
-    # only the LoRA and its metadata remain
+    # only the LoRA and its metadata remain (and the loss curve: no photo in it)
     assert not (job / "photos").exists()
     assert not list(job.glob("checkpoint-*"))
-    assert sorted(p.name for p in job.iterdir()) == ["log.txt", "spec.json", "status.json"]
+    assert sorted(p.name for p in job.iterdir()) == ["log.txt", "loss.csv", "spec.json", "status.json"]
+    history = jobs.loss_history(settings, code)
+    assert [step for step, _ in history] == [1, 2, 3, 4, 5, 6]
+    assert all(loss > 0 for _, loss in history)
+    assert history[-1][1] == pytest.approx(status["loss"], abs=1e-6)
 
     folder = settings.loras_dir / code
     assert sorted(p.name for p in folder.iterdir()) == sorted(
@@ -132,15 +137,37 @@ def test_resume_from_a_checkpoint_ends_with_the_weights_of_an_uninterrupted_run(
     assert train(spec, parts, settings.loras_dir, stop_after=5) == {"stopped_at": 5}
     assert [n for n, _ in jobs.checkpoints(parts)] == [4, 5]  # checkpoint-2 pruned: keep 2
     assert not (settings.loras_dir / parts_code).exists()
+    # as if killed after logging step 5's loss but before saving its checkpoint
+    shutil.rmtree(parts / "checkpoint-5")
+    assert [step for step, _ in jobs.loss_history(settings, parts_code)] == [1, 2, 3, 4, 5]
     steps_seen = []
     meta = train(spec, parts, settings.loras_dir, report=lambda **kw: steps_seen.append(kw["step"]))
-    assert steps_seen[0] == 5 and steps_seen[-1] == 7 and meta["steps"] == 7
+    assert steps_seen[0] == 4 and steps_seen[-1] == 7 and meta["steps"] == 7
+    # step 5 trained twice, logged once: the curve is the uninterrupted run's, point for point
+    assert jobs.loss_history(settings, parts_code) == jobs.loss_history(settings, whole_code)
 
     a = lora_tensors(settings.loras_dir / whole_code)
     b = lora_tensors(settings.loras_dir / parts_code)
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_a_long_run_keeps_a_bounded_loss_curve_of_means_and_readers_skip_a_torn_line(settings):
+    job = settings.jobs_dir / "12345678"
+    job.mkdir()
+    log = jobs.LossLog(job, total_steps=1502)  # 4 steps a point: at most 500 points
+    for step in range(1, 1503):
+        log.add(step, float(step))
+    history = jobs.loss_history(settings, "12345678")
+    assert len(history) <= jobs.MAX_LOSS_POINTS
+    assert history[:2] == [(4, 2.5), (8, 6.5)]  # the mean of each point's steps
+    assert history[-1] == (1502, 1501.5)  # the last step always, with what was left
+    with open(job / "loss.csv", "a") as fh:
+        fh.write("1503,0.12")  # a line being written: no newline yet
+    assert jobs.loss_history(settings, "12345678") == history
+    jobs.LossLog(job, total_steps=1502, resumed_at=8)  # a resumed attempt drops the steps it redoes
+    assert jobs.loss_history(settings, "12345678") == history[:2]
 
 
 @pytest.mark.timeout(240)

@@ -16,7 +16,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from engine import codes
 from engine.errors import Conflict, InvalidInput, PhotoCheckFailed
 from engine.training.photos import (CheckedPhoto, PhotoRules, check_photos, crop_around_face,
-                                    detect_faces)
+                                    detect_faces, photo_problem, preview)
 
 
 def astronaut() -> Image.Image:
@@ -149,6 +149,23 @@ def test_a_decompression_bomb_is_refused_without_decoding():
         check_photos(photos)
     assert list(err.value.problems) == [4]
     assert "too many pixels" in err.value.problems[4]
+
+
+def test_one_photo_at_a_time_gets_the_verdict_the_set_check_gives_it():
+    """What a page asks as each photo is added; the reason keeps its template for translation."""
+    good, scene, text = face_photos()[0], no_face(), b"this is not an image at all"
+    assert photo_problem(good) is None
+    assert photo_problem(scene).template.startswith("no face found")
+    assert "not an image" in photo_problem(text)
+    with pytest.raises(PhotoCheckFailed) as err:
+        check_photos([good, scene, text, good, good])
+    assert err.value.problems == {1: photo_problem(scene), 2: photo_problem(text)}
+
+
+def test_a_preview_is_a_small_jpeg_and_a_bomb_or_a_non_image_gets_none():
+    small = Image.open(io.BytesIO(preview(png(astronaut()), side=128)))
+    assert small.format == "JPEG" and small.size == (128, 128)
+    assert preview(bomb_png()) is None and preview(b"this is not an image at all") is None
 
 
 def test_a_blurred_face_is_refused_as_blurred():

@@ -3,7 +3,8 @@
 A kiosk's tab stays open all day and visitors walk away mid-flow, so in kiosk mode every page
 has a "Start over" button, and a screen left untouched for `CARTOLINA_IDLE_S` seconds goes back
 to a clean welcome page by itself. The idle timer runs in the browser (a few lines of script
-watching the visitor's touches and keys), so an idle kiosk sends the server nothing; going back
+watching the visitor's touches and keys, and holding off while a picture is being made for
+the visitor in front of it), so an idle kiosk sends the server nothing; going back
 is a fresh page load, hence a fresh session: nothing of the last visitor stays on screen, while
 their LoRA and pictures stay reachable by code. The controls are made touch-sized and the
 navigation moves to the top; Streamlit's menu is already off (`client.toolbarMode = "minimal"`).
@@ -43,8 +44,11 @@ _IDLE_JS = """
         let timer = null;
         const restart = () => {
           clearTimeout(timer);
-          timer = setTimeout(() => location.replace(location.origin + window.__cartolinaIdle.home),
-                             window.__cartolinaIdle.ms);
+          timer = setTimeout(() => {
+            // a visitor watching their picture being made is not idle
+            if (document.querySelector(".%(busy)s")) { restart(); return; }
+            location.replace(location.origin + window.__cartolinaIdle.home);
+          }, window.__cartolinaIdle.ms);
         };
         for (const kind of ["pointerdown", "pointermove", "keydown", "touchstart", "wheel", "input"]) {
           document.addEventListener(kind, restart, {passive: true, capture: true});
@@ -55,6 +59,15 @@ _IDLE_JS = """
   }
 </script>
 """
+
+
+BUSY_CLASS = "cartolina-busy"
+
+
+def keep_awake() -> None:
+    """Drawn while the visitor waits for something on screen (their picture in the line or
+    being painted): the idle timer then waits too, instead of wiping the page under them."""
+    st.html(f'<div class="{BUSY_CLASS}"></div>')
 
 
 def _start_over() -> None:
@@ -72,5 +85,5 @@ def kiosk_chrome(home_page) -> None:
         st.switch_page(home_page)
     base = st.get_option("server.baseUrlPath").strip("/")
     # A same-origin iframe (st.iframe runs HTML strings with scripts), so it can watch the page.
-    st.iframe(_IDLE_JS % {"idle_ms": settings().idle_s * 1000,
+    st.iframe(_IDLE_JS % {"idle_ms": settings().idle_s * 1000, "busy": BUSY_CLASS,
                           "home": json.dumps(f"/{base}/" if base else "/")}, height=1)

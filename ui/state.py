@@ -10,6 +10,9 @@ from engine.config import Settings, load_settings
 SESSION_DEFAULTS = {
     "lora_code": "",        # the visitor's 8-digit LoRA code once training started
     "last_output": "",      # the code of the last generated picture
+    "train_photos": (),     # Your face: the photos added so far, each with its verdict (a tuple:
+                            # a default is shared by every session, so it must not be mutable)
+    "train_widgets": 0,     # Your face: in the uploader's and the camera's keys, +1 empties them
 }
 
 

@@ -7,6 +7,7 @@ itself, so nothing about a job lives in memory. Each job is a folder under `jobs
     photos/         the checked face crops (deleted when the job ends)
     status.json     where it stands (atomic replace; see "Who writes status.json")
     log.txt         the trainer's output, appended across attempts
+    loss.csv        the loss curve, `step,loss` lines appended by the trainer (at most ~500)
     checkpoint-N/   resumable trainer state (the latest 2; deleted when the job ends)
     cancel.request  present once somebody asked to cancel
 
@@ -36,6 +37,7 @@ starts without anybody clicking.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -57,12 +59,15 @@ from engine.prompts import DEFAULT_TRIGGER  # the face pass and the trainer must
 __all__ = ["STATES", "FINISHED", "TrainOptions", "submit", "cancel", "reconcile", "status",
            "read_status", "list_jobs", "wait", "job_dir", "queue_lock", "log_tail",
            "heartbeat_interval", "StatusWriter", "write_status", "cleanup_job", "pid_alive",
-           "latest_checkpoint", "checkpoints", "cancel_requested"]
+           "latest_checkpoint", "checkpoints", "cancel_requested", "LossLog", "loss_history"]
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 SPEC, STATUS, LOG, CANCEL_REQUEST, PHOTOS = "spec.json", "status.json", "log.txt", "cancel.request", "photos"
+LOSSES = "loss.csv"
+# A page redraws the whole curve at every poll: a run of any length keeps about this many points.
+MAX_LOSS_POINTS = 500
 LOCK_NAME = ".queue.lock"
 LOCK_TIMEOUT_S = 60.0
 # A trainer that dies with a checkpoint is restarted at most this many times in all; a crash
@@ -147,11 +152,15 @@ def job_dir(settings: Settings, code: str) -> Path:
 
 
 def _write_json(path: Path, data: dict) -> None:
+    _write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str))
+
+
+def _write_text(path: Path, text: str) -> None:
     """temp file beside it + fsync + os.replace: readers see the old or the new, never half."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True, default=str)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -231,8 +240,28 @@ def cancel_requested(job: Path) -> bool:
     return (Path(job) / CANCEL_REQUEST).exists()
 
 
+def _read_losses(path: Path) -> list[tuple[int, float]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return []
+    points = {}
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break  # being appended right now: whole on the next read
+        step, _sep, loss = line.partition(",")
+        with suppress(ValueError):
+            points[int(step)] = float(loss)
+    return sorted(points.items())
+
+
+def loss_history(settings: Settings, code: str) -> list[tuple[int, float]]:
+    """The loss curve so far as (step, loss), oldest first; empty before the first point."""
+    return _read_losses(job_dir(settings, code) / LOSSES)
+
+
 def cleanup_job(job: Path) -> None:
-    """What a finished job keeps: spec, status and log. The photos (a stranger's face) and
+    """What a finished job keeps: spec, status, log and loss curve. The photos (a stranger's face) and
     the checkpoints go, as the seed's launch.bash removed its inputs and outputs."""
     job = Path(job)
     shutil.rmtree(job / PHOTOS, ignore_errors=True)
@@ -615,6 +644,35 @@ def wait(settings: Settings, code: str, timeout: float | None = None,
 
 
 # --- the trainer's side --------------------------------------------------------------------------
+
+class LossLog:
+    """The trainer's loss curve, for the page's chart. One `step,loss` line per `stride` steps
+    (their mean: one step's loss is mostly the noise of its random timestep), so any run keeps
+    at most MAX_LOSS_POINTS lines. Each line is one `write` on an append-only file, and a reader
+    skips a last line that has no newline yet, so nobody reads a torn line."""
+
+    def __init__(self, job: Path, total_steps: int, resumed_at: int = 0):
+        self.path = Path(job) / LOSSES
+        self.stride = max(1, math.ceil(total_steps / MAX_LOSS_POINTS))
+        self.total_steps = total_steps
+        self._window: list[float] = []
+        # A killed attempt may have logged steps past the checkpoint it resumes from; they are
+        # trained again, so they go (one atomic rewrite: a reader sees the old file or this one).
+        kept = [(s, v) for s, v in _read_losses(self.path) if s <= resumed_at]
+        _write_text(self.path, "step,loss\n" + "".join(f"{s},{v!r}\n" for s, v in kept))
+
+    def add(self, step: int, loss: float) -> None:
+        self._window.append(loss)
+        if step % self.stride and step != self.total_steps:
+            return
+        line = f"{step},{sum(self._window) / len(self._window)!r}\n".encode()
+        self._window.clear()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
 
 class StatusWriter:
     """The trainer's pen: progress updates plus a heartbeat thread, one lock between them."""

@@ -15,6 +15,7 @@ small, CPU-only and deterministic, which is all a gatekeeper needs.
 from __future__ import annotations
 
 import functools
+import io
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -26,8 +27,8 @@ from engine.errors import InvalidImage, InvalidInput, ModelError, PhotoCheckFail
 from engine.images import load_image
 from engine.messages import Msg
 
-__all__ = ["PhotoRules", "CheckedPhoto", "check_photos", "check_photo", "detect_faces",
-           "face_sharpness", "crop_around_face"]
+__all__ = ["PhotoRules", "CheckedPhoto", "check_photos", "check_photo", "photo_problem", "preview",
+           "detect_faces", "face_sharpness", "crop_around_face"]
 
 EYE_CASCADE = "haarcascade_eye.xml"
 CASCADE = "haarcascade_frontalface_default.xml"
@@ -191,6 +192,31 @@ def check_photo(source, index: int, rules: PhotoRules = PhotoRules()) -> Checked
                             "hold still and retake it", sharp=sharp, min=rules.min_sharpness))
     crop, face_box = crop_around_face(img, box, rules.margin, rules.resolution)
     return CheckedPhoto(index, crop, face_box, img.size, box, sharp)
+
+
+def photo_problem(source, rules: PhotoRules = PhotoRules()) -> Msg | None:
+    """One photo's verdict as the visitor adds it (None: usable), so a page can answer photo by
+    photo while the visitor is still there to retake it; `check_photos` checks the whole set
+    again when the training is asked for."""
+    try:
+        check_photo(source, 0, rules)
+    except _Rejected as why:
+        return why.args[0]
+    return None
+
+
+def preview(source, rules: PhotoRules = PhotoRules(), side: int = 256) -> bytes | None:
+    """A small upright JPEG, so the visitor sees which photo a verdict is about. Decoded by the
+    safe loader, so a photo refused for its size is never decoded for its preview either;
+    None when it cannot be decoded (its verdict says why)."""
+    try:
+        img = load_image(source, field="photo", mode="RGB", max_bytes=rules.max_bytes,
+                         max_pixels=rules.max_pixels, max_side=side)
+    except InvalidImage:
+        return None
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
 
 
 def check_photos(sources: Sequence, rules: PhotoRules = PhotoRules()) -> list[CheckedPhoto]:

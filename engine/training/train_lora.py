@@ -281,9 +281,10 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
           stop_after: int | None = None) -> dict:
     """Train from the spec (resuming from the latest checkpoint) and write the LoRA.
 
-    `report(step=, loss=, eta_s=)` is called after each step; `should_stop()` is polled before
-    each step and raises `Cancelled` (after a checkpoint if `save_on_stop()` says so: a
-    shutdown, unlike a visitor's cancel, will be resumed). `stop_after` ends the run early after that step with a
+    `report(step=, loss=, eta_s=)` is called after each step, and the loss curve goes to
+    `loss.csv` for the page's chart; `should_stop()` is polled before each step and raises
+    `Cancelled` (after a checkpoint if `save_on_stop()` says so: a shutdown, unlike a visitor's
+    cancel, will be resumed). `stop_after` ends the run early after that step with a
     checkpoint (tests use it to simulate an interruption). Returns the meta written.
     """
     import torch
@@ -340,6 +341,7 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
     if ckpt:
         step, loss_value = load_checkpoint(ckpt[1], unet, optimizer, gen, scaler)
         log(f"resumed from {ckpt[1].name} at step {step}")
+    losses = jobs.LossLog(job, total, resumed_at=step)
     report(step=step, loss=loss_value, eta_s=None, force=True)
 
     # 5. the loop
@@ -389,6 +391,7 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
         optimizer.zero_grad(set_to_none=True)
         step += 1
         loss_value = float(loss.detach())
+        losses.add(step, loss_value)
         now = time.perf_counter()
         recent = (recent + [now - last])[-20:]
         last = now
