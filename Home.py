@@ -47,8 +47,8 @@ if cfg.mode == "studio":
     pages.append(st.Page("app_pages/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog"))
 
 page = st.navigation(pages, position="top" if cfg.mode == "kiosk" else "sidebar")  # kiosk: no sidebar
-left, right = st.columns([5, 1])
-with right:
+left, right = st.columns([2, 1], vertical_alignment="center")
+with right, st.container(horizontal_alignment="right"):  # wide enough for every language's name
     language_switch()
 if cfg.mode == "kiosk":
     with left:

@@ -18,6 +18,7 @@ AGES = {"young": N_("young"), "adult": N_("adult"), "old": N_("old")}
 GENDERS = {"woman": N_("woman"), "man": N_("man")}
 CHOOSE, DESCRIBE = N_("Choose a pose"), N_("Describe it in words")
 RANKED_SHOWN = 4
+PREVIEW_WIDTH = 640
 POLL_S = 1.0  # only while the visitor's own picture waits or is painted
 
 cfg = settings()
@@ -146,7 +147,6 @@ def show_result(s) -> None:
         st.info(_("The picture was cancelled."), icon=":material/block:")
     else:
         st.error(error_text(s.error) if s.error else _("The picture could not be made."))
-    st.divider()
 
 
 def current_job():
@@ -189,71 +189,61 @@ if ss["scene_action"] not in actions:
     ss["scene_action"] = next(iter(actions))
 
 job = current_job()
-if job is not None and job.state in FINISHED:
-    show_result(job)
-field_error("")
-
-choices, preview = st.columns([3, 2], gap="large")
-with choices:
-    st.subheader(_("1. The place"))
-    poi_by_name = {p.name: p for p in pois}
-    if len(pois) > 1:
-        st.pills(_("Place"), list(poi_by_name), key="scene_poi", required=True,
-                 format_func=lambda n: catalog_text(poi_by_name[n], "title"))
-    photos = {i.name: i for i in cat.list_poi_images(ss["scene_poi"])}
-    if ss.get("scene_photo") not in photos:
-        ss["scene_photo"] = next(iter(photos))
-    tiles(list(photos), chosen=ss["scene_photo"], key="photo", columns=3,
-          picture=lambda n: photo_thumbnail(version, home, ss["scene_poi"], n),
-          label=lambda n: catalog_text(photos[n], "title"), on_choose=choose("scene_photo"))
-    field_error("poi_name", "poi_image")
-
-    st.subheader(_("2. The pose"))
-    st.segmented_control(_("How to choose the pose"), [CHOOSE, DESCRIBE], key="scene_how", required=True,
-                         format_func=_, label_visibility="collapsed")
-    shot_for = lambda a: ss["scene_shot"] if ss["scene_shot"] in cat.shot_types(a) else cat.shot_types(a)[0]  # noqa: E731
-    if ss["scene_how"] == CHOOSE:
-        tiles(list(actions), chosen=ss["scene_action"], key="pose", columns=4,
-              picture=lambda a: pose_thumbnail(version, home, a, shot_for(a)),
-              label=lambda a: catalog_text(actions[a], "title"), on_choose=choose("scene_action"))
-    else:
-        st.text_input(_("Describe your pose"), key="scene_words", max_chars=300,
-                      placeholder=_("e.g. taking a photo of myself"))
-        st.button(_("Find poses"), on_click=find_poses, icon=":material/search:")
-        ranking = ss.get("scene_ranking") if ss.get("scene_ranked_for") == ss.get("scene_words", "").strip() else None
-        if ranking:
-            scores = {r["action_name"]: r["score"] for r in ranking if r["action_name"] in actions}
-            st.caption(_("The best matches for your words, best first. Tap another to use it instead."))
-            tiles(list(scores), chosen=ss["scene_action"], key="ranked", columns=RANKED_SHOWN,
-                  picture=lambda a: pose_thumbnail(version, home, a, shot_for(a)),
-                  label=lambda a: catalog_text(actions[a], "title"), on_choose=choose("scene_action"),
-                  extra=lambda a: _("match {score} %").format(score=round(100 * max(0.0, scores[a]))))
-        elif ss.get("scene_words", "").strip():
-            st.caption(_("Tap “Find poses” to see the poses that match, or make the picture and let the studio pick."))
-    field_error("action_name", "action_prompt")
-
-    st.subheader(_("3. The distance"))
-    describing = ss["scene_how"] == DESCRIBE and not (ss.get("scene_ranking") and
-                                                       ss.get("scene_ranked_for") == ss.get("scene_words", "").strip())
-    shots = list(SHOTS) if describing else cat.shot_types(ss["scene_action"])
-    if ss["scene_shot"] not in shots:
-        ss["scene_shot"] = "MES" if "MES" in shots else shots[0]
-    st.segmented_control(_("Distance"), shots, key="scene_shot", required=True,
-                         format_func=lambda s: _(SHOTS[s]), label_visibility="collapsed")
-    field_error("action_shot_type")
-
-with preview:
-    st.subheader(_("Preview"))
-    if describing:
-        st.caption(_("The preview appears when the pose is chosen."))
-    else:
-        st.image(scene_preview(version, home, ss["scene_poi"], ss["scene_photo"], ss["scene_action"],
-                               ss["scene_shot"]), width="stretch")
-        st.caption(_("Blue: where you will be. Red: your face."))
-    if job is not None and job.state not in FINISHED:
-        follow_picture(job.code)
-
 active = job is not None and job.state not in FINISHED
+
+st.subheader(_("1. The place"))
+poi_by_name = {p.name: p for p in pois}
+if len(pois) > 1:
+    st.pills(_("Place"), list(poi_by_name), key="scene_poi", required=True,
+             format_func=lambda n: catalog_text(poi_by_name[n], "title"))
+photos = {i.name: i for i in cat.list_poi_images(ss["scene_poi"])}
+if ss.get("scene_photo") not in photos:
+    ss["scene_photo"] = next(iter(photos))
+tiles(list(photos), chosen=ss["scene_photo"], key="photo", columns=3,
+      picture=lambda n: photo_thumbnail(version, home, ss["scene_poi"], n),
+      label=lambda n: catalog_text(photos[n], "title"), on_choose=choose("scene_photo"))
+field_error("poi_name", "poi_image")
+
+st.subheader(_("2. The pose"))
+st.segmented_control(_("How to choose the pose"), [CHOOSE, DESCRIBE], key="scene_how", required=True,
+                     format_func=_, label_visibility="collapsed")
+shot_for = lambda a: ss["scene_shot"] if ss["scene_shot"] in cat.shot_types(a) else cat.shot_types(a)[0]  # noqa: E731
+if ss["scene_how"] == CHOOSE:
+    tiles(list(actions), chosen=ss["scene_action"], key="pose", columns=4,
+          picture=lambda a: pose_thumbnail(version, home, a, shot_for(a)),
+          label=lambda a: catalog_text(actions[a], "title"), on_choose=choose("scene_action"))
+else:
+    st.text_input(_("Describe your pose"), key="scene_words", max_chars=300,
+                  placeholder=_("e.g. taking a photo of myself"))
+    st.button(_("Find poses"), on_click=find_poses, icon=":material/search:")
+    ranking = ss.get("scene_ranking") if ss.get("scene_ranked_for") == ss.get("scene_words", "").strip() else None
+    if ranking:
+        scores = {r["action_name"]: r["score"] for r in ranking if r["action_name"] in actions}
+        st.caption(_("The best matches for your words, best first. Tap another to use it instead."))
+        tiles(list(scores), chosen=ss["scene_action"], key="ranked", columns=RANKED_SHOWN,
+              picture=lambda a: pose_thumbnail(version, home, a, shot_for(a)),
+              label=lambda a: catalog_text(actions[a], "title"), on_choose=choose("scene_action"),
+              extra=lambda a: _("match {score} %").format(score=round(100 * max(0.0, scores[a]))))
+    elif ss.get("scene_words", "").strip():
+        st.caption(_("Tap “Find poses” to see the poses that match, or make the picture and let the studio pick."))
+field_error("action_name", "action_prompt")
+
+st.subheader(_("3. The distance"))
+describing = ss["scene_how"] == DESCRIBE and not (ss.get("scene_ranking") and
+                                                   ss.get("scene_ranked_for") == ss.get("scene_words", "").strip())
+shots = list(SHOTS) if describing else cat.shot_types(ss["scene_action"])
+if ss["scene_shot"] not in shots:
+    ss["scene_shot"] = "MES" if "MES" in shots else shots[0]
+st.segmented_control(_("Distance"), shots, key="scene_shot", required=True,
+                     format_func=lambda s: _(SHOTS[s]), label_visibility="collapsed")
+field_error("action_shot_type")
+if describing:
+    st.caption(_("The preview appears when the pose is chosen."))
+else:
+    st.image(scene_preview(version, home, ss["scene_poi"], ss["scene_photo"], ss["scene_action"],
+                           ss["scene_shot"]), width=PREVIEW_WIDTH,
+             caption=_("Preview. Blue: where you will be. Red: your face."))
+
 st.subheader(_("4. You"))
 with st.form("scene-you", border=False):
     c1, c2 = st.columns(2)
@@ -276,3 +266,10 @@ with st.form("scene-you", border=False):
         field_error("steps")
     st.form_submit_button(_("Make my picture"), type="primary", on_click=lambda: send(request_from_choices()),
                           disabled=active, icon=":material/palette:", width="stretch")
+
+# Right under the button the visitor just pressed: their place in line, the passes, the picture.
+field_error("")
+if active:
+    follow_picture(job.code)
+elif job is not None:
+    show_result(job)

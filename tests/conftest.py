@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.homes import fill_demo_home
 
@@ -70,3 +71,18 @@ def fresh_ui():
     settings.clear()
     yield
     settings.clear()
+
+
+@pytest.fixture(scope="session")
+def faces(tmp_path_factory):
+    """Five slightly different shots of one face, as a phone would upload them."""
+    from skimage import data
+    folder = tmp_path_factory.mktemp("faces")
+    astronaut = Image.fromarray(data.astronaut())
+    paths = []
+    for i in range(5):
+        crop = astronaut.crop((20 + 8 * i, 0 + 4 * i, 420 + 8 * i, 400 + 4 * i))
+        path = folder / f"me-{i}.jpg"
+        crop.save(path, quality=92)
+        paths.append(path)
+    return paths

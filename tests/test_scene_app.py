@@ -43,6 +43,12 @@ def _texts(at: AppTest) -> str:
     return "\n".join(parts)
 
 
+def _chosen(at: AppTest) -> list[str]:
+    """The tiles whose button is filled: the photo and the pose chosen."""
+    return [b.key for b in at.button if b.key and b.key[:5] in ("photo", "pose-", "ranke")
+            and b.proto.type == "primary"]
+
+
 def _button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
 
@@ -77,28 +83,29 @@ def test_places_and_poses_are_chosen_from_thumbnails_with_a_live_preview(studio)
     at = _page()
     assert not at.exception
     assert [s.value for s in at.subheader] == ["1. The place", "2. The pose", "3. The distance",
-                                                "Preview", "4. You"]
-    chosen = [b.key for b in at.button if b.label == "Chosen"]
-    assert chosen == ["photo-0", "pose-0"]  # one photo and one pose are chosen from the start
+                                                "4. You"]
+    assert _chosen(at) == ["photo-0", "pose-0"]  # one photo and one pose are chosen from the start
+    assert at.button(key="pose-0").label == "Arms crossed"  # the pose's name, read as words
     first_preview = at.image[-1].value[0]
     pose_buttons = [b for b in at.button if b.key and b.key.startswith("pose-")]
     assert len(pose_buttons) == 8  # every pose of the demo catalog, as a thumbnail
     at.button(key="pose-3").click().run()
     assert at.session_state["scene_action"] == "pointing"
-    assert [b.key for b in at.button if b.label == "Chosen"] == ["photo-0", "pose-3"]
+    assert _chosen(at) == ["photo-0", "pose-3"]
     at.segmented_control(key="scene_shot").set_value("FUS").run()
     assert at.image[-1].value[0] != first_preview  # the preview follows the choice
     at.pills(key="scene_poi").set_value("Piazza del Duomo").run()
-    assert "Blue: where you will be. Red: your face." in _texts(at)
+    assert at.image[-1].captions == ["Preview. Blue: where you will be. Red: your face."]
     assert not at.exception
 
 
 def test_the_page_speaks_italian_including_catalog_texts(studio):
     at = _page("it")
     text = _texts(at)
-    assert "1. Il luogo" in text and "2. La posa" in text and "Anteprima" in text
+    assert "1. Il luogo" in text and "2. La posa" in text and "4. Tu" in text
+    assert at.image[-1].captions == ["Anteprima. Blu: dove sarai tu. Rosso: il tuo viso."]
     assert "Crea la mia foto" in [b.label for b in at.button]
-    assert any(b.label == "Scegli" for b in at.button)
+    assert at.button(key="pose-7").label == "Saluto"  # the curators' Italian title of "waving"
 
 
 @pytest.mark.parametrize("lang,expected", [
@@ -161,12 +168,12 @@ def test_described_poses_are_ranked_with_scores_and_the_second_is_one_tap_away(s
     at.text_input(key="scene_words").input("waving hello to a friend").run()
     _button(at, "Find poses").click().run()
     ranked = [b for b in at.button if b.key and b.key.startswith("ranked-")]
-    assert len(ranked) == 4 and at.button(key="ranked-0").label == "Chosen"
-    assert sum("match" in m.value for m in at.markdown) == 4
+    assert len(ranked) == 4 and "ranked-0" in _chosen(at)
+    assert sum(c.value.startswith("match ") for c in at.caption) == 4
     best, second = (r["action_name"] for r in at.session_state["scene_ranking"][:2])
     assert at.session_state["scene_action"] == best
     at.button(key="ranked-1").click().run()
-    assert at.session_state["scene_action"] == second
+    assert at.session_state["scene_action"] == second and "ranked-1" in _chosen(at)
     at = _submit(at)
     status = picture_queue(studio).status(at.session_state["picture_job"])
     assert status.request.action_name == second and not status.request.dynamic_action_selection

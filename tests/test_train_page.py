@@ -14,21 +14,6 @@ from playwright.sync_api import expect
 from tests.server import browser_page, streamlit_server
 
 
-@pytest.fixture(scope="module")
-def faces(tmp_path_factory):
-    """Five slightly different shots of one face, as a phone would upload them."""
-    from skimage import data
-    folder = tmp_path_factory.mktemp("faces")
-    astronaut = Image.fromarray(data.astronaut())
-    paths = []
-    for i in range(5):
-        crop = astronaut.crop((20 + 8 * i, 0 + 4 * i, 420 + 8 * i, 400 + 4 * i))
-        path = folder / f"me-{i}.jpg"
-        crop.save(path, quality=92)
-        paths.append(path)
-    return paths
-
-
 def add_photos(page, paths, ok_after: int) -> None:
     """Add photos through the uploader and wait for their verdicts."""
     uploader = page.locator("input[type=file]")

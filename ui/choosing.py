@@ -12,7 +12,6 @@ from PIL import Image
 
 from engine import previews
 from engine.catalog import Catalog
-from ui.i18n import _
 from ui.state import settings
 
 
@@ -45,14 +44,16 @@ def scene_preview(version: int, home: str, poi: str, image: str, action: str, sh
 def tiles(values: Sequence[str], *, chosen: str | None, picture: Callable[[str], bytes],
           label: Callable[[str], str], on_choose: Callable[[str], None], key: str, columns: int,
           extra: Callable[[str], str] | None = None) -> None:
-    """A grid of pictures, each with its label and a button; the chosen one is marked and
-    its button says so. Buttons span their tile, so a finger finds them on a kiosk."""
+    """A grid of pictures, each with a button carrying its name: tapping the name chooses it,
+    and the chosen one's button is filled and ticked. Buttons span their tile, so a finger
+    finds them on a kiosk."""
     cols = st.columns(columns)
     for i, value in enumerate(values):
         is_chosen = value == chosen
         with cols[i % columns].container(border=True):
             st.image(picture(value), width="stretch")
-            st.markdown(f"**{label(value)}**" + (f"  \n{extra(value)}" if extra else ""))
-            st.button(_("Chosen") if is_chosen else _("Choose"), key=f"{key}-{i}", on_click=on_choose,
-                      args=(value,), type="primary" if is_chosen else "secondary",
+            if extra:
+                st.caption(extra(value))
+            st.button(label(value), key=f"{key}-{i}", on_click=on_choose, args=(value,),
+                      type="primary" if is_chosen else "secondary",
                       icon=":material/check_circle:" if is_chosen else None, width="stretch")
