@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.server import browser_page, streamlit_server
+from tests.server import browser_page, screenshot, streamlit_server
 
 WELCOME = "Put yourself in the picture"
 
@@ -92,3 +92,35 @@ def test_the_idle_timer_waits_while_a_picture_is_being_made_for_the_visitor(demo
         page.evaluate("() => document.querySelector('.cartolina-busy').remove()")
         page.wait_for_url(base + "/", timeout=60_000)  # the picture is done: idle again
         page.get_by_text(WELCOME).wait_for()
+
+
+SCREENS = {"portrait": (1080, 1920), "tablet": (1280, 800)}
+VISITOR_PAGES = {"welcome": "/", "train": "/train", "scene": "/scene", "gallery": "/gallery",
+                 "privacy": "/privacy"}
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_every_visitor_page_fits_a_kiosk_screen_with_touch_sized_controls(demo_home, screen):
+    width, height = SCREENS[screen]
+    with streamlit_server(demo_home, env={"CARTOLINA_MODE": "kiosk"}) as base, \
+            browser_page(width, height) as page:
+        for name, path in VISITOR_PAGES.items():
+            page.goto(base + path)
+            start_over = page.get_by_role("button", name="Start over")
+            start_over.wait_for()
+            page.get_by_role("radio", name="English").wait_for()
+            if name == "scene":
+                page.get_by_role("button", name="Make my picture").wait_for()
+            screenshot(page, f"kiosk-{screen}-{name}")
+            # nothing wider than the screen, no sidebar, no Streamlit menu, toolbar or deploy button
+            overflow = page.evaluate("() => { const m = document.querySelector('[data-testid=stMain]');"
+                                     " return m.scrollWidth - m.clientWidth; }")
+            assert overflow <= 0, (name, overflow)
+            for chrome in ("stSidebar", "stMainMenu", "stAppDeployButton", "stToolbarActions"):
+                expect(page.get_by_test_id(chrome)).to_have_count(0)
+            # a finger's worth: at least 44 CSS pixels high (Apple's and Google's guidance)
+            for button in page.locator(".stButton button, .stFormSubmitButton button").all():
+                if button.is_visible():
+                    assert button.bounding_box()["height"] >= 44, (name, button.inner_text())
+            assert start_over.bounding_box()["height"] >= 44
