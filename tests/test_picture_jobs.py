@@ -2,19 +2,13 @@
 point, on the real pipelines (demo models). The tests hold the pipelines' own lock to keep a
 picture "being made" for as long as they look at the line, so nothing depends on timing."""
 
-import contextlib
-import time
-
 import pytest
 
 from engine import picture_jobs
 from engine.config import load_settings
 from engine.errors import InvalidInput, NotFound
 from engine.generate import read_output_meta
-from engine.models import get_pipelines
-
-REQUEST = {"poi_name": "Piazza del Duomo", "poi_image": "Fountain view", "action_name": "waving",
-           "action_shot_type": "MES", "age": "adult", "gender": "woman", "seed": 3, "steps": 2}
+from tests.lines import REQUEST, painting_blocked, until
 
 
 @pytest.fixture
@@ -23,26 +17,6 @@ def line(demo_home):
     q = picture_jobs.PictureQueue(settings)
     yield q, settings
     q.drain(timeout=300)  # no picture painted past the test
-
-
-def _until(condition, timeout=120.0):
-    """Wait for a condition of the line (the worker thread moves on its own)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
-
-
-@contextlib.contextmanager
-def painting_blocked(settings):
-    """The pipelines busy, as when another picture is being painted: the worker takes the
-    next job (state running) and waits at the pipelines' lock."""
-    lock = get_pipelines(settings).lock
-    lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def test_a_picture_is_made_under_the_code_given_at_submit(line):
@@ -59,7 +33,7 @@ def test_visitors_are_served_in_the_order_they_asked_and_see_their_place(line):
     q, settings = line
     with painting_blocked(settings):
         first = q.submit(REQUEST)
-        _until(lambda: q.status(first).state == "running")
+        until(lambda: q.status(first).state == "running")
         second, third = q.submit(REQUEST), q.submit(dict(REQUEST, action_name="sitting"))
         s2, s3 = q.status(second), q.status(third)
         assert (s2.state, s2.place_in_line, s2.queue_position) == ("queued", 2, 1)
@@ -76,7 +50,7 @@ def test_the_wait_is_estimated_from_the_pictures_made_before(line):
     q.wait(q.submit(REQUEST), timeout=300)  # one timed picture teaches the line its speed
     with painting_blocked(settings):
         first = q.submit(REQUEST)
-        _until(lambda: q.status(first).state == "running")
+        until(lambda: q.status(first).state == "running")
         waiting = q.submit(REQUEST)
         alone, behind = q.status(first).eta_s, q.status(waiting).eta_s
         assert alone > 0 and behind > alone  # it waits for the first one, then for itself
@@ -87,7 +61,7 @@ def test_cancel_while_waiting_leaves_the_line_and_moves_the_others_up(line):
     q, settings = line
     with painting_blocked(settings):
         first = q.submit(REQUEST)
-        _until(lambda: q.status(first).state == "running")
+        until(lambda: q.status(first).state == "running")
         second, third = q.submit(REQUEST), q.submit(REQUEST)
         assert q.cancel(second).state == "cancelled"
         assert q.status(third).place_in_line == 2
@@ -99,7 +73,7 @@ def test_cancel_while_painting_stops_at_the_next_step_and_saves_nothing(line):
     q, settings = line
     with painting_blocked(settings):
         code = q.submit(dict(REQUEST, steps=20))
-        _until(lambda: q.status(code).state == "running")
+        until(lambda: q.status(code).state == "running")
         assert q.cancel(code).state == "running"  # it stops at its next step
     done = q.wait(code, timeout=300)
     assert done.state == "cancelled" and done.step <= 1 and done.result is None
@@ -120,7 +94,7 @@ def test_a_picture_that_fails_says_why_and_the_line_moves_on(line):
     from engine.catalog import Catalog
     with painting_blocked(settings):
         first = q.submit(REQUEST)
-        _until(lambda: q.status(first).state == "running")
+        until(lambda: q.status(first).state == "running")
         doomed, after = q.submit(dict(REQUEST, action_name="sitting")), q.submit(REQUEST)
         Catalog.open(settings).delete_action("sitting")  # a curator removes it while it waits
     failed = q.wait(doomed, timeout=300)

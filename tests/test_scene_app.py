@@ -4,16 +4,14 @@ The real engine runs underneath (demo models, the process's picture line); the t
 pipelines' lock to keep another visitor's picture "being painted" while they look."""
 
 import contextlib
-import time
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.config import load_settings
-from engine.models import get_pipelines
 from engine.picture_jobs import picture_queue
-from tests.test_picture_jobs import REQUEST
+from tests.lines import REQUEST, painting_blocked, until
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "scene.py")
 
@@ -58,25 +56,14 @@ def _submit(at: AppTest) -> AppTest:
     return next(b for b in at.button if (b.key or "").startswith("FormSubmitter:scene-you")).click().run()
 
 
-def _until(condition, timeout=180.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
-
-
 @contextlib.contextmanager
 def someone_else_painting(settings):
     """Another visitor's picture holds the pipelines: it is running, the line waits behind it."""
     line = picture_queue(settings)
-    lock = get_pipelines(settings).lock
-    lock.acquire()
-    try:
+    with painting_blocked(settings):
         other = line.submit(dict(REQUEST, steps=2))
-        _until(lambda: line.status(other).state == "running")
+        until(lambda: line.status(other).state == "running")
         yield line
-    finally:
-        lock.release()
 
 
 def test_places_and_poses_are_chosen_from_thumbnails_with_a_live_preview(studio):
