@@ -7,6 +7,7 @@ page, and every visitor text goes through `_`.
 
 import streamlit as st
 
+from ui.curator_access import editor_open, sign_in_offered
 from ui.i18n import _, error_text, language_switch
 from ui.kiosk import kiosk_chrome
 from ui.state import init_session, settings
@@ -42,8 +43,10 @@ pages = [
     st.Page("app_pages/privacy.py", title=_("Your photos and privacy"), icon=":material/lock:",
             url_path="privacy"),
 ]
-if cfg.mode == "studio":
-    # Curators edit the catalog; a kiosk facing visitors does not show the editor.
+if sign_in_offered():
+    # At a kiosk the editor exists only for a session that gave the curators' password here.
+    pages.append(st.Page("app_pages/staff.py", title="Staff", icon=":material/badge:", url_path="staff"))
+if editor_open():
     pages.append(st.Page("app_pages/catalog.py", title="Catalog", icon=":material/inventory_2:", url_path="catalog"))
 
 page = st.navigation(pages, position="top" if cfg.mode == "kiosk" else "sidebar")  # kiosk: no sidebar

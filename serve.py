@@ -1,4 +1,5 @@
-"""Server entry: the Streamlit app plus a read-only `/data/outputs/<code>.png` route.
+"""Server entry: the Streamlit app plus a read-only `/data/outputs/<code>.png` route
+(`ui.outputs_route`: pictures only, and a client guessing codes is slowed down).
 
 The seed served finished pictures at `server_address/data/outputs/<code>`, so a visitor's
 phone can fetch one from a QR code. Streamlit's `st.App` (Starlette) takes extra routes;
@@ -6,15 +7,18 @@ start it with `streamlit run serve.py` (bin/studio does).
 
 At start-up it prints one line with the data root and the file-watching options actually in
 effect, so an operator (and the quick-start test) can see that a kiosk watches nothing.
+
+The app's lifespan runs the supervisor (`engine.supervisor`) for as long as the server lives:
+the training queue settles and moves on with no visitor watching.
 """
 
 from pathlib import Path
 
 import streamlit as st
-from starlette.routing import Mount
-from starlette.staticfiles import StaticFiles
 
 from engine.config import load_settings
+from engine.supervisor import server_lifespan
+from ui.outputs_route import outputs_mount
 
 _settings = load_settings()
 _settings.ensure_dirs()
@@ -25,5 +29,6 @@ print(f"cartolina: data root {_settings.home}; "
 
 app = st.App(
     str(Path(__file__).with_name("Home.py")),
-    routes=[Mount("/data/outputs", app=StaticFiles(directory=_settings.outputs_dir), name="outputs")],
+    routes=[outputs_mount(_settings.outputs_dir)],
+    lifespan=server_lifespan(_settings),
 )

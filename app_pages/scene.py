@@ -7,6 +7,7 @@ from engine import codes, picker
 from engine.catalog import Catalog
 from engine.errors import CartolinaError, InvalidInput, NotFound
 from engine.picture_jobs import FINISHED, picture_queue
+from engine.pose_check import offerable_actions
 from ui.choosing import catalog_version, photo_thumbnail, pose_thumbnail, scene_preview, tiles
 from ui.i18n import N_, _, catalog_text, error_text, word
 from ui.kiosk import keep_awake
@@ -76,7 +77,9 @@ def find_poses() -> None:
     """Rank the poses for the visitor's words and preselect the best; the others stay one tap away."""
     words = ss.get("scene_words", "").strip()
     try:
-        ranking = picker.rank_actions(words, Catalog.open(cfg).list_actions())["ranking"]
+        fresh = Catalog.open(cfg)
+        offered_now = set(offerable_actions(fresh))
+        ranking = picker.rank_actions(words, [a for a in fresh.list_actions() if a.name in offered_now])["ranking"]
     except InvalidInput as exc:
         ss["scene_errors"] = {exc.field: error_text(exc)}
         return
@@ -171,7 +174,8 @@ if cfg.uses_demo_models:
     st.caption(_("Demo models: the picture will be noise inside the person's outline — by design."))
 
 pois = [p for p in cat.list_pois() if cat.list_poi_images(p.name)]
-actions = {a.name: a for a in cat.list_actions() if cat.shot_types(a.name)}
+offered = set(offerable_actions(cat))  # all three distances present and valid
+actions = {a.name: a for a in cat.list_actions() if a.name in offered}
 if not pois or not actions:
     st.error(_("There are no places or poses to choose from yet. Please ask the staff."))
     st.stop()

@@ -166,9 +166,11 @@ def show_status(code: str, s: dict) -> None:
         st.page_link("app_pages/scene.py", label=_("Make a picture now"), icon=":material/palette:")
     elif state == "cancelled":
         st.warning(_("This training was cancelled."))
+    elif state == jobs.BROKEN:
+        st.error(_("This training's files are damaged, so it cannot go on. Please ask the staff for help."))
     else:
         st.error(_("This training failed. Your photos were deleted; please start again."))
-    if state not in jobs.FINISHED and st.button(_("Cancel this training"), key=f"cancel-{code}"):
+    if state not in jobs.ENDED and st.button(_("Cancel this training"), key=f"cancel-{code}"):
         try:
             jobs.cancel(cfg, code)  # returns once the trainer is gone
         except Conflict:
@@ -183,7 +185,7 @@ def follow_live(code: str) -> None:
     state without this fragment, so a page left open on a finished job sends nothing."""
     try:
         s = jobs.status(cfg, code)
-        if s["state"] in jobs.FINISHED:
+        if s["state"] in jobs.ENDED:
             st.rerun()
         show_status(code, s)
     except NotFound:  # forgotten meanwhile: the full rerun says so
@@ -210,7 +212,7 @@ def follow_code(text: str) -> None:
                      "you get your face into pictures, here or later.").format(code=code))
     if current["state"] not in ("failed", "cancelled"):
         show_code(code)
-    if current["state"] in jobs.FINISHED:
+    if current["state"] in jobs.ENDED:
         show_status(code, current)
     else:
         follow_live(code)

@@ -4,12 +4,18 @@ The curators edit it from the app while the generator reads it, possibly from se
 processes (the Streamlit server, the command line, a test), so:
 
 * every write replaces `catalog_db.json` atomically (temp file, fsync, `os.replace`): a
-  crash mid-write leaves the previous catalog, never half a JSON document;
+  crash mid-write leaves the previous catalog, never half a JSON document, and a file that
+  is not a catalog is refused, never taken as empty (`engine.catalog_store`, which also keeps
+  the last good catalog as a backup);
 * every read-modify-write holds one cross-process file lock (`filelock`), so two writers
   never lose each other's update;
 * files the catalog points to live under `assets/` with names the catalog makes up; an
   uploaded file's name is never used as a path;
-* deleting a record deletes the files that no other record still uses.
+* deleting a record deletes the files that no other record still uses;
+* every record carries a `version`, counted up at each change; an update given the
+  `expected_version` a curator saw is refused (`Conflict`) once someone else changed the record,
+  instead of silently overwriting their work. Edits that span tables (a rename that the photos
+  follow) are one write (`edit_document`). An `order` sorts each list as visitors see it.
 
 POIs, their photos and actions may carry what a visitor reads in other languages,
 `translations = {"it": {"title": "Colosseo", "description": "..."}}`. Their `name` stays the
@@ -19,7 +25,7 @@ the English one, then the name and the description themselves (`record_text`).
 
 from __future__ import annotations
 
-import json
+import copy
 import re
 import secrets
 import threading
@@ -32,10 +38,11 @@ from typing import Any, Iterator, Mapping
 from filelock import FileLock
 from PIL import Image
 from tinydb import Query, TinyDB
-from tinydb.storages import MemoryStorage, Storage
+from tinydb.storages import MemoryStorage
 from tinydb.table import Table
 
 from engine import images
+from engine.catalog_store import AtomicJSONStorage
 from engine.poses import SHOT_TYPES, check_shot_type, placement_from_dict
 from engine.errors import CatalogError, Conflict, InvalidInput, NotFound
 
@@ -56,6 +63,8 @@ class POI:
     name: str
     description: str = ""
     translations: dict = field(default_factory=dict)
+    order: int = 0  # place in the lists visitors see (then by name)
+    version: int = 1  # +1 at each change: an edit made on an older one is refused (`_check_version`)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,8 @@ class POIImage:
     width: int = 0
     height: int = 0
     translations: dict = field(default_factory=dict)
+    order: int = 0
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,8 @@ class Action:
     name: str
     description: str = ""
     translations: dict = field(default_factory=dict)
+    order: int = 0
+    version: int = 1
 
 
 @dataclass(frozen=True)
@@ -89,6 +102,7 @@ class ActionImage:
     # None means the shot type's default placement.
     placement: dict | None = None
     keypoints: list | None = None
+    version: int = 1
 
 
 _RECORD = {"pois": POI, "poi_images": POIImage, "actions": Action, "action_images": ActionImage}
@@ -195,38 +209,39 @@ def check_placement(value: Any) -> dict | None:
     return placement_from_dict(value).to_dict()
 
 
-# --- storage -------------------------------------------------------------------------------
+def _check_version(what: str, doc: dict | None, expected: int | None) -> int:
+    """The record's version, after refusing an edit made on another one: two curators (or the
+    editor and a script) who loaded the same record must not overwrite each other silently.
+    A missing record is version 0, so "create it" fails too if someone created it meanwhile;
+    `expected=None` skips the check (scripts that mean to overwrite)."""
+    current = 0 if doc is None else doc.get("version", 1)
+    if expected is not None and expected != current:
+        now = "it was deleted" if doc is None else f"it is now at version {current}"
+        raise Conflict(f"{what}: changed meanwhile by someone else — reload "
+                       f"(you edited version {expected}; {now})")
+    return current
 
-class AtomicJSONStorage(Storage):
-    """TinyDB storage that never leaves a half-written file behind.
 
-    TinyDB's own JSONStorage rewrites the file in place, so a crash mid-write corrupts the
-    whole catalog; here the new document goes to a temp file that replaces the old one.
-    """
+def _by_order(records: list) -> list:
+    return sorted(records, key=lambda r: (r.order, r.name))
 
-    def __init__(self, path: str | Path, **_ignored):
-        self.path = Path(path)
 
-    def read(self) -> dict | None:
-        try:
-            raw = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return None
-        if not raw.strip():
-            return None
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise CatalogError(f"catalog file {self.path} is not valid JSON ({exc}); "
-                               "restore it from a backup or delete it to start empty") from None
+def _matching(docs, where: dict) -> list[dict]:
+    return [d for d in docs if all(d.get(k) == v for k, v in where.items())]
 
-    def write(self, data: dict) -> None:
-        payload = json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
-        images.atomic_write_bytes(self.path, payload)
 
-    def close(self) -> None:
-        pass
+def _rows(data: dict, table: str, **where) -> list[dict]:
+    """The records of a whole-catalog document (`Catalog.edit_document`) that match `where`."""
+    return _matching(data.get(table, {}).values(), where)
 
+
+def _remove(data: dict, table: str, **where) -> None:
+    rows = data.get(table, {})
+    for doc_id in [i for i, d in rows.items() if _matching([d], where)]:
+        del rows[doc_id]
+
+
+# --- the catalog ---------------------------------------------------------------------------
 
 class Catalog:
     """Typed access to the catalog; every public method is one locked transaction."""
@@ -296,13 +311,71 @@ class Catalog:
             except (FileNotFoundError, CatalogError):
                 pass
 
-    def _update_texts(self, table: str, query, changes: dict) -> None:
-        """Apply `_text_changes` to the one record `query` finds; call it holding the lock."""
+    def _update(self, table: str, query, changes: dict, what: str, expected_version: int | None) -> None:
+        """Apply `changes` to the one record `query` finds, refusing a stale edit and counting a
+        new version; call it holding the lock."""
+        doc = self._t(table).search(query)[0]
+        version = _check_version(what, doc, expected_version)
         if "translations" in changes:
-            old = self._t(table).search(query)[0].get("translations")
-            changes = dict(changes, translations=_merge_translations(old, changes["translations"]))
+            changes = dict(changes, translations=_merge_translations(doc.get("translations"),
+                                                                     changes["translations"]))
         if changes:
-            self._t(table).update(changes, query)
+            self._t(table).update({**changes, "version": version + 1}, query)
+
+    # --- whole documents ------------------------------------------------------------------
+    def locked(self):
+        """The catalog's lock, for work that must see no write between its steps (an export
+        reads the records and then their files)."""
+        return self._locked()
+
+    def document(self) -> dict:
+        """A copy of every table as stored, `{table: {id: record}}`."""
+        with self._locked():
+            return copy.deepcopy(self._db.storage.read() or {})
+
+    @contextmanager
+    def edit_document(self) -> Iterator[dict]:
+        """The whole catalog to change in place, written back by one atomic replace when the
+        block ends without an error; files no record uses any more are deleted after.
+
+        For changes that span tables (a rename its photos follow, an import): TinyDB writes one
+        table per call, and a crash between two calls would leave photos pointing at a POI name
+        that no longer exists.
+        """
+        with self._locked():
+            data = self.document()
+            before = self._referenced()
+            yield data
+            self._db.storage.write(data)
+            self._drop_unreferenced(before)
+
+    @staticmethod
+    def _claim(data: dict, table: str, what: str, expected_version: int | None, **key) -> dict:
+        """The record `key` finds in `data`, checked against the version the editor saw and
+        counted as a new version, for the caller to change in the same write."""
+        found = _rows(data, table, **key)
+        version = _check_version(what, found[0] if found else None, expected_version)
+        if not found:
+            raise NotFound(f"{what} does not exist")
+        found[0]["version"] = version + 1
+        return found[0]
+
+    def _next_order(self, table: str, **where) -> int:
+        """After every sibling: a new record comes last (call it holding the lock)."""
+        return max((d.get("order", 0) for d in _matching(self._t(table).all(), where)), default=-1) + 1
+
+    def _reorder(self, table: str, names: list[str], what: str, **where) -> None:
+        """Number the records `where` finds in the order of `names`, which must name each once:
+        a list that differs was changed by someone else since the curator saw it. The order is
+        not content, so it counts no new version (a text edit made meanwhile stays valid)."""
+        with self.edit_document() as data:
+            docs = _rows(data, table, **where)
+            if sorted(d["name"] for d in docs) != sorted(names):
+                raise Conflict(f"{what}: changed meanwhile by someone else — reload (it now holds "
+                               f"{', '.join(sorted(d['name'] for d in docs)) or 'nothing'})")
+            place = {name: i for i, name in enumerate(names)}
+            for doc in docs:
+                doc["order"] = place[doc["name"]]
 
     # --- POIs --------------------------------------------------------------------------
     def add_poi(self, name: str, description: str = "") -> POI:
@@ -311,18 +384,36 @@ class Catalog:
         with self._locked():
             if self._t("pois").search(Query().name == name):
                 raise Conflict(f"poi_name: a POI named {name!r} already exists")
-            self._t("pois").insert({"name": name, "description": description})
-        return POI(name, description)
+            order = self._next_order("pois")
+            self._t("pois").insert({"name": name, "description": description, "order": order, "version": 1})
+        return POI(name, description, order=order)
 
     def update_poi(self, name: str, description: str | None = None, *,
-                   translations: Mapping | None = None) -> POI:
+                   translations: Mapping | None = None, expected_version: int | None = None) -> POI:
         """New texts for a POI: `description` (None keeps it) and the languages in
         `translations` (see `check_translations`; languages not given are kept)."""
         changes = _text_changes(description, translations)
         with self._locked():
             self.get_poi(name)
-            self._update_texts("pois", Query().name == name, changes)
+            self._update("pois", Query().name == name, changes, f"POI {name!r}", expected_version)
             return self.get_poi(name)
+
+    def rename_poi(self, name: str, new_name: str, *, expected_version: int | None = None) -> POI:
+        """A new name for a POI; its photos follow, since they are found by their POI's name."""
+        new_name = check_name("poi_name", new_name)
+        with self._locked():
+            self.get_poi(name)
+            with self.edit_document() as data:
+                if new_name != name and _rows(data, "pois", name=new_name):
+                    raise Conflict(f"poi_name: a POI named {new_name!r} already exists")
+                self._claim(data, "pois", f"POI {name!r}", expected_version, name=name)["name"] = new_name
+                for doc in _rows(data, "poi_images", poi=name):
+                    doc.update(poi=new_name, version=doc.get("version", 1) + 1)
+            return self.get_poi(new_name)
+
+    def reorder_pois(self, names: list[str]) -> None:
+        """The POIs in the order visitors will see them; `names` must be every POI."""
+        self._reorder("pois", names, "the list of POIs")
 
     def get_poi(self, name: str) -> POI:
         with self._locked():
@@ -337,15 +428,16 @@ class Catalog:
 
     def list_pois(self) -> list[POI]:
         with self._locked():
-            return sorted((_from_doc("pois", d) for d in self._t("pois").all()), key=lambda p: p.name)
+            return _by_order([_from_doc("pois", d) for d in self._t("pois").all()])
 
-    def delete_poi(self, name: str) -> None:
+    def delete_poi(self, name: str, *, expected_version: int | None = None) -> None:
+        """A POI with its photos and their files, in one write."""
         with self._locked():
             self.get_poi(name)
-            gone = {d["file"] for d in self._t("poi_images").search(Query().poi == name)}
-            self._t("poi_images").remove(Query().poi == name)
-            self._t("pois").remove(Query().name == name)
-            self._drop_unreferenced(gone)
+            with self.edit_document() as data:
+                self._claim(data, "pois", f"POI {name!r}", expected_version, name=name)
+                _remove(data, "pois", name=name)
+                _remove(data, "poi_images", poi=name)
 
     # --- POI images ---------------------------------------------------------------------
     def add_poi_image(self, poi: str, name: str, image: Image.Image | bytes | Path,
@@ -360,18 +452,62 @@ class Catalog:
             if self._t("poi_images").search((Query().poi == poi) & (Query().name == name)):
                 raise Conflict(f"poi_image: {poi!r} already has an image named {name!r}")
             rel = self.store_image(image, "poi")
-            rec = POIImage(poi, name, rel, description, image.width, image.height)
-            self._t("poi_images").insert(asdict(rec))
+            rec = POIImage(poi, name, rel, description, image.width, image.height,
+                           order=self._next_order("poi_images", poi=poi))
+            try:
+                self._t("poi_images").insert(asdict(rec))
+            except BaseException:  # a full disk: no photo left behind without its record
+                self._drop_unreferenced({rel})
+                raise
         return rec
 
     def update_poi_image(self, poi: str, name: str, description: str | None = None, *,
-                         translations: Mapping | None = None) -> POIImage:
+                         translations: Mapping | None = None,
+                         expected_version: int | None = None) -> POIImage:
         """New texts for a POI photo, as `update_poi`."""
         changes = _text_changes(description, translations)
         with self._locked():
             self.get_poi_image(poi, name)
-            self._update_texts("poi_images", (Query().poi == poi) & (Query().name == name), changes)
+            self._update("poi_images", (Query().poi == poi) & (Query().name == name), changes,
+                         f"POI image {poi!r}/{name!r}", expected_version)
             return self.get_poi_image(poi, name)
+
+    def rename_poi_image(self, poi: str, name: str, new_name: str, *,
+                         expected_version: int | None = None) -> POIImage:
+        new_name = check_name("poi_image", new_name)
+        with self._locked():
+            self.get_poi_image(poi, name)
+            with self.edit_document() as data:
+                if new_name != name and _rows(data, "poi_images", poi=poi, name=new_name):
+                    raise Conflict(f"poi_image: {poi!r} already has an image named {new_name!r}")
+                doc = self._claim(data, "poi_images", f"POI image {poi!r}/{name!r}", expected_version,
+                                  poi=poi, name=name)
+                doc["name"] = new_name
+            return self.get_poi_image(poi, new_name)
+
+    def replace_poi_image(self, poi: str, name: str, image: Image.Image | bytes | Path, *,
+                          expected_version: int | None = None) -> POIImage:
+        """A new picture for a POI photo that keeps its name, texts and place in the list (a
+        placement is a fraction of the photo, so the poses fit the new size too)."""
+        if not isinstance(image, Image.Image):
+            image = images.load_image(image, field="poi_image file")
+        image = image.convert("RGB")
+        with self._locked():
+            self.get_poi_image(poi, name)
+            rel = self.store_image(image, "poi")
+            try:
+                with self.edit_document() as data:
+                    doc = self._claim(data, "poi_images", f"POI image {poi!r}/{name!r}", expected_version,
+                                      poi=poi, name=name)
+                    doc.update(file=rel, width=image.width, height=image.height)
+            except BaseException:
+                self._drop_unreferenced({rel})
+                raise
+            return self.get_poi_image(poi, name)
+
+    def reorder_poi_images(self, poi: str, names: list[str]) -> None:
+        """A POI's photos in the order visitors will see them; `names` must be every one."""
+        self._reorder("poi_images", names, f"the photos of {poi!r}", poi=poi)
 
     def get_poi_image(self, poi: str, name: str) -> POIImage:
         with self._locked():
@@ -386,13 +522,15 @@ class Catalog:
         with self._locked():
             docs = self._t("poi_images").all() if poi is None else \
                 self._t("poi_images").search(Query().poi == poi)
-        return sorted((_from_doc("poi_images", d) for d in docs), key=lambda r: (r.poi, r.name))
+        return sorted(_by_order([_from_doc("poi_images", d) for d in docs]), key=lambda r: r.poi)
 
-    def delete_poi_image(self, poi: str, name: str) -> None:
+    def delete_poi_image(self, poi: str, name: str, *, expected_version: int | None = None) -> None:
         with self._locked():
-            rec = self.get_poi_image(poi, name)
-            self._t("poi_images").remove((Query().poi == poi) & (Query().name == name))
-            self._drop_unreferenced({rec.file})
+            self.get_poi_image(poi, name)
+            with self.edit_document() as data:
+                self._claim(data, "poi_images", f"POI image {poi!r}/{name!r}", expected_version,
+                            poi=poi, name=name)
+                _remove(data, "poi_images", poi=poi, name=name)
 
     # --- actions -----------------------------------------------------------------------
     def add_action(self, name: str, description: str = "") -> Action:
@@ -401,17 +539,36 @@ class Catalog:
         with self._locked():
             if self._t("actions").search(Query().name == name):
                 raise Conflict(f"action_name: an action named {name!r} already exists")
-            self._t("actions").insert({"name": name, "description": description})
-        return Action(name, description)
+            order = self._next_order("actions")
+            self._t("actions").insert({"name": name, "description": description, "order": order,
+                                       "version": 1})
+        return Action(name, description, order=order)
 
     def update_action(self, name: str, description: str | None = None, *,
-                      translations: Mapping | None = None) -> Action:
+                      translations: Mapping | None = None, expected_version: int | None = None) -> Action:
         """New texts for an action, as `update_poi`."""
         changes = _text_changes(description, translations)
         with self._locked():
             self.get_action(name)
-            self._update_texts("actions", Query().name == name, changes)
+            self._update("actions", Query().name == name, changes, f"action {name!r}", expected_version)
             return self.get_action(name)
+
+    def rename_action(self, name: str, new_name: str, *, expected_version: int | None = None) -> Action:
+        """A new name for an action; its images follow, since they are found by its name."""
+        new_name = check_name("action_name", new_name)
+        with self._locked():
+            self.get_action(name)
+            with self.edit_document() as data:
+                if new_name != name and _rows(data, "actions", name=new_name):
+                    raise Conflict(f"action_name: an action named {new_name!r} already exists")
+                self._claim(data, "actions", f"action {name!r}", expected_version, name=name)["name"] = new_name
+                for doc in _rows(data, "action_images", action=name):
+                    doc.update(action=new_name, version=doc.get("version", 1) + 1)
+            return self.get_action(new_name)
+
+    def reorder_actions(self, names: list[str]) -> None:
+        """The actions in the order visitors will see them; `names` must be every action."""
+        self._reorder("actions", names, "the list of actions")
 
     def get_action(self, name: str) -> Action:
         with self._locked():
@@ -427,27 +584,27 @@ class Catalog:
 
     def list_actions(self) -> list[Action]:
         with self._locked():
-            return sorted((_from_doc("actions", d) for d in self._t("actions").all()),
-                          key=lambda a: a.name)
+            return _by_order([_from_doc("actions", d) for d in self._t("actions").all()])
 
-    def delete_action(self, name: str) -> None:
+    def delete_action(self, name: str, *, expected_version: int | None = None) -> None:
+        """An action with its images at every distance and their files, in one write."""
         with self._locked():
             self.get_action(name)
-            gone = set()
-            for d in self._t("action_images").search(Query().action == name):
-                gone.update(d[f] for f in _FILE_FIELDS["action_images"])
-            self._t("action_images").remove(Query().action == name)
-            self._t("actions").remove(Query().name == name)
-            self._drop_unreferenced(gone)
+            with self.edit_document() as data:
+                self._claim(data, "actions", f"action {name!r}", expected_version, name=name)
+                _remove(data, "actions", name=name)
+                _remove(data, "action_images", action=name)
 
     # --- action images ------------------------------------------------------------------
     def set_action_image(self, action: str, shot_type: str, pose_image, pose_mask, face_mask, *,
-                         placement: dict | None = None, keypoints: list | None = None) -> ActionImage:
+                         placement: dict | None = None, keypoints: list | None = None,
+                         expected_version: int | None = None) -> ActionImage:
         """Create or replace the images of one action at one shot distance.
 
         The three images must have one size; masks are thresholded to 0/255 and the face
         mask must lie inside the pose mask, because the face pass paints only where the
-        body pass already put a person.
+        body pass already put a person. `expected_version` is the version the editor showed,
+        0 for images it showed as missing.
         """
         shot_type = check_shot_type(shot_type)
         placement = check_placement(placement)
@@ -469,11 +626,22 @@ class Catalog:
             self.get_action(action)
             q = (Query().action == action) & (Query().shot_type == shot_type)
             old = self._t("action_images").search(q)
-            rec = ActionImage(action, shot_type, self.store_image(pose, "pose"),
-                              self.store_image(pmask, "mask"), self.store_image(fmask, "mask"),
-                              pose.width, pose.height, placement, keypoints)
-            self._t("action_images").remove(q)
-            self._t("action_images").insert(asdict(rec))
+            version = _check_version(f"action image {action!r}/{shot_type}", old[0] if old else None,
+                                     expected_version)
+            stored: list[str] = []
+            try:
+                for img, kind in ((pose, "pose"), (pmask, "mask"), (fmask, "mask")):
+                    stored.append(self.store_image(img, kind))
+                rec = ActionImage(action, shot_type, *stored, pose.width, pose.height, placement, keypoints,
+                                  version + 1)
+                # One write either way, so a full disk never leaves the action without its images.
+                if old:
+                    self._t("action_images").update(asdict(rec), q)
+                else:
+                    self._t("action_images").insert(asdict(rec))
+            except BaseException:
+                self._drop_unreferenced(set(stored))
+                raise
             if old:
                 self._drop_unreferenced({old[0][f] for f in _FILE_FIELDS["action_images"]})
         return rec
@@ -485,13 +653,15 @@ class Catalog:
         return {"pose": self.open_asset(rec.pose_image), "pose_mask": self.open_asset(rec.pose_mask, "L"),
                 "face_mask": self.open_asset(rec.face_mask, "L"), "keypoints": kps}
 
-    def update_placement(self, action: str, shot_type: str, placement: dict | None) -> ActionImage:
+    def update_placement(self, action: str, shot_type: str, placement: dict | None, *,
+                         expected_version: int | None = None) -> ActionImage:
         shot_type = check_shot_type(shot_type)
         placement = check_placement(placement)
         with self._locked():
             self.get_action_image(action, shot_type)
             q = (Query().action == action) & (Query().shot_type == shot_type)
-            self._t("action_images").update({"placement": placement}, q)
+            self._update("action_images", q, {"placement": placement},
+                         f"action image {action!r}/{shot_type}", expected_version)
             return self.get_action_image(action, shot_type)
 
     def get_action_image(self, action: str, shot_type: str) -> ActionImage:

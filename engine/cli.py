@@ -16,7 +16,7 @@ from typing import Callable
 from engine.errors import CartolinaError, Conflict, InvalidInput, NotFound
 
 # Modules that add their own subcommands with `register(subparsers)`.
-_COMMAND_MODULES: list[str] = ["engine.training.cli"]
+_COMMAND_MODULES: list[str] = ["engine.training.cli", "engine.privacy_cli", "engine.supervisor", "engine.models_cli"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -48,14 +48,14 @@ def _cmd_demo(args) -> int:
     from engine.demo import build_demo
     settings = _settings()
     report = build_demo(settings, models=not args.no_models, catalog=not args.no_catalog,
-                        force=args.force, refill=args.refill)
+                        force=args.force, refill=args.refill, size=args.size)
 
     def text():
         lines = []
         if "models" in report:
             m = report["models"]
-            lines.append(f"demo models: {'built' if m.get('built') else 'up to date'} "
-                         f"in {settings.demo_models_dir}")
+            lines.append(f"{args.size} models: {'built' if m.get('built') else 'up to date'} "
+                         f"in {settings.models_dir / args.size}")
         if "catalog" in report:
             added = report["catalog"]["added"]
             lines.append(f"demo catalog: {len(added)} records added" if added else
@@ -71,6 +71,10 @@ def _cmd_demo(args) -> int:
 
 def _cmd_catalog(args) -> int:
     from engine.catalog import Catalog
+    if args.action == "restore":
+        return _cmd_catalog_restore(args)
+    if args.action in ("export", "import"):
+        return _cmd_catalog_archive(args)
     cat = Catalog.open(_settings())
     summary = cat.summary()
     if args.validate:
@@ -89,6 +93,36 @@ def _cmd_catalog(args) -> int:
 
     emit(args, summary, text)
     return EXIT_FAILED if summary.get("problems") else EXIT_OK
+
+
+def _cmd_catalog_restore(args) -> int:
+    from engine.catalog_store import restore
+    report = restore(_settings().catalog_path)
+    emit(args, report, lambda: f"restored {report['restored']} from {report['from']}" + (
+        f"\nthe catalog it replaced is kept as {report['set_aside']}" if report["set_aside"] else ""))
+    return EXIT_OK
+
+
+def _cmd_catalog_archive(args) -> int:
+    import io
+    from engine import catalog_archive, images
+    from engine.catalog import Catalog
+    if not args.file:
+        raise InvalidInput("FILE", None, "the archive's path, e.g. catalog.zip",
+                           reason=f"catalog {args.action} needs a file")
+    cat = Catalog.open(_settings())
+    if args.action == "export":
+        buf = io.BytesIO()
+        report = catalog_archive.export_catalog(cat, buf)
+        images.atomic_write_bytes(args.file, buf.getvalue())  # never half an archive
+        verb = "exported"
+    else:
+        report = catalog_archive.import_catalog(cat, args.file, args.mode)
+        verb = f"imported ({report['mode']})"
+    emit(args, report, lambda: f"{verb} {report['pois']} POIs with {report['poi_images']} photos and "
+                               f"{report['actions']} actions with {report['action_images']} image sets "
+                               f"({report['assets']} pictures): {args.file}")
+    return EXIT_OK
 
 
 # --- generate / pick -------------------------------------------------------------------------
@@ -138,13 +172,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="rebuild the demo models")
     p.add_argument("--refill", action="store_true",
                    help="add missing demo records even if a curator removed them")
+    p.add_argument("--size", choices=("demo", "full"), default="demo",
+                   help="demo: tiny models for every flow in seconds; full: SD-1.5's true shapes "
+                        "with random weights under models/full (for benchmarks, ~2.9 GB)")
     p.add_argument("--no-models", action="store_true", help="skip the models")
     p.add_argument("--no-catalog", action="store_true", help="skip the catalog")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("catalog", help="show the catalog",
-                       description="List POIs with their images and actions with their shot types.")
+                       description="List POIs with their images and actions with their shot types; "
+                                   "`catalog restore` puts back the catalog as it was before its "
+                                   "last edit (catalog_db.json.bak).")
+    p.add_argument("action", nargs="?", choices=("restore", "export", "import"),
+                   help="restore: replace catalog_db.json with its backup (the replaced file is kept); "
+                        "export FILE.zip: the whole catalog with its pictures in one archive; "
+                        "import FILE.zip: check an archive whole, then land it whole")
+    p.add_argument("file", nargs="?", metavar="FILE.zip", help="the archive, for export and import")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--replace", dest="mode", action="store_const", const="replace",
+                     help="import: the archive replaces every place and pose")
+    how.add_argument("--merge", dest="mode", action="store_const", const="merge",
+                     help="import: the archive's records replace those with the same names, the rest stay "
+                          "(without either, only an empty catalog takes an import)")
     p.add_argument("--validate", action="store_true",
                    help="also check every file, mask and size (exit 1 on problems)")
     p.add_argument("--json", action="store_true", help="print JSON")

@@ -37,6 +37,10 @@ class Settings:
     inpaint_model: str = DEMO_INPAINT
     controlnet_model: str = DEMO_CONTROLNET
     allow_hub: bool = False
+    # A single-file checkpoint's diffusers configs and tokenizer (a folder, weights not needed),
+    # so it loads offline; empty: the folder `models fetch` writes (engine.model_store).
+    inpaint_config: str = ""
+    controlnet_config: str = ""
     # Small-GPU memory options.
     attention_slicing: bool = False
     vae_tiling: bool = False
@@ -59,6 +63,12 @@ class Settings:
     poll_s: int = 5
     language: str = "en"  # the visitor pages' default language (a catalog under locales/)
     idle_s: int = 120  # kiosk mode: an untouched screen goes back to a clean welcome page
+    # Seconds between the supervisor's rounds (engine.supervisor): a dead trainer is settled and
+    # the next job started within this long, with nobody watching the queue.
+    supervise_s: int = 10
+    # The curators' password; repr=False keeps it out of logs, tracebacks and cache keys.
+    curator_password: str = field(default="", repr=False)
+    retention_days: int = 30  # LoRAs, jobs and pictures older than this are deleted (engine.retention)
     extra: dict = field(default_factory=dict)
 
     # Folders under the data root -------------------------------------------------------
@@ -77,6 +87,11 @@ class Settings:
     @property
     def outputs_dir(self) -> Path:
         return self.home / "outputs"
+
+    @property
+    def records_dir(self) -> Path:
+        """How each picture was made, LoRA code included: never served, unlike outputs/."""
+        return self.home / "records"
 
     @property
     def models_dir(self) -> Path:
@@ -105,7 +120,8 @@ class Settings:
         return location
 
     def ensure_dirs(self) -> None:
-        for d in (self.assets_dir, self.loras_dir, self.outputs_dir, self.models_dir, self.jobs_dir):
+        for d in (self.assets_dir, self.loras_dir, self.outputs_dir, self.records_dir, self.models_dir,
+                  self.jobs_dir):
             d.mkdir(parents=True, exist_ok=True)
 
     def with_home(self, home: Path | str) -> "Settings":
@@ -153,6 +169,23 @@ def _bool(env: dict, name: str, default: bool) -> bool:
     raise InvalidInput(name, raw, "1/0, true/false, yes/no, on/off")
 
 
+def _secret(env: dict, name: str) -> str:
+    """NAME, or the contents of the file NAME_FILE points to: the form Docker and compose
+    secrets take (a file under /run/secrets/), so the value never sits in an environment
+    that `docker inspect` shows. Errors name the variable, never the value."""
+    path = env.get(f"{name}_FILE")
+    if not path:
+        return env.get(name) or ""
+    if env.get(name):
+        raise InvalidInput(f"{name}_FILE", path, reason=f"set together with {name}",
+                           accepted=f"only one of {name} and {name}_FILE")
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{name}_FILE", path, reason=f"cannot read it ({type(exc).__name__})",
+                           accepted="a readable UTF-8 file holding the secret") from None
+
+
 def load_settings(env: dict | None = None) -> Settings:
     """Build settings from an environment mapping (default: `os.environ`)."""
     env = dict(os.environ if env is None else env)
@@ -167,6 +200,8 @@ def load_settings(env: dict | None = None) -> Settings:
         inpaint_model=env.get("CARTOLINA_INPAINT_MODEL") or DEMO_INPAINT,
         controlnet_model=env.get("CARTOLINA_CONTROLNET_MODEL") or DEMO_CONTROLNET,
         allow_hub=_bool(env, "CARTOLINA_ALLOW_HUB", False),
+        inpaint_config=env.get("CARTOLINA_INPAINT_CONFIG") or "",
+        controlnet_config=env.get("CARTOLINA_CONTROLNET_CONFIG") or "",
         attention_slicing=_bool(env, "CARTOLINA_ATTENTION_SLICING", False),
         vae_tiling=_bool(env, "CARTOLINA_VAE_TILING", False),
         cpu_offload=_bool(env, "CARTOLINA_CPU_OFFLOAD", False),
@@ -183,4 +218,7 @@ def load_settings(env: dict | None = None) -> Settings:
         poll_s=_int(env, "CARTOLINA_POLL_S", 5, 1, 60),
         language=_choice(env, "CARTOLINA_LANGUAGE", "en", available_languages()),
         idle_s=_int(env, "CARTOLINA_IDLE_S", 120, 2, 86_400),
+        supervise_s=_int(env, "CARTOLINA_SUPERVISE_S", 10, 1, 3600),
+        curator_password=_secret(env, "CARTOLINA_CURATOR_PASSWORD"),
+        retention_days=_int(env, "CARTOLINA_RETENTION_DAYS", 30, 1, 3650),
     )

@@ -12,6 +12,7 @@ the subclasses let them tell a user's mistake from a broken installation::
     ├── CatalogError          the catalog file is unreadable or inconsistent
     ├── ModelError            models are missing or cannot be loaded
     ├── JobError              the training job machinery failed
+    ├── DiskFull              a write failed for lack of space; nothing was left half-written
     └── Cancelled             a run was cancelled through its step callback
 """
 
@@ -96,6 +97,10 @@ class ModelError(CartolinaError):
 
 class JobError(CartolinaError):
     """The training job machinery failed (spawn, status file, lock)."""
+
+
+class DiskFull(CartolinaError):
+    """The disk is full: the write was undone, and freeing space is the operator's move."""
 
 
 class Cancelled(CartolinaError):

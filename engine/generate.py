@@ -22,6 +22,7 @@ from PIL import Image
 from engine import codes, images, picker, poses, prompts
 from engine.catalog import Catalog
 from engine.config import Settings
+from engine.diskfull import disk_full_guard
 from engine.errors import Cancelled, InvalidInput, NotFound
 from engine.messages import Msg
 from engine.models import LORA_WEIGHTS, Pipelines, get_pipelines
@@ -388,16 +389,49 @@ def planned_steps(scheduler, steps: int, strength: float) -> int:
 def save_output(settings: Settings, picture: Image.Image, meta: dict,
                 wanted: str | None = None) -> tuple[str, Path]:
     """outputs/<code>.png under `wanted` if still free, else a fresh code; the lock makes the
-    code unique across processes."""
+    code unique across processes.
+
+    The PNG is public (anyone with its code fetches it), so its metadata leaves out the LoRA
+    code, which would let them paint that visitor's face; the full record goes to
+    `records/<code>.json`, written first so that no picture exists without one (`forget`
+    finds a visitor's pictures through them)."""
     settings.outputs_dir.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(settings.outputs_dir / ".codes.lock"), timeout=30):
-        taken = lambda c: (settings.outputs_dir / f"{c}.png").exists()  # noqa: E731
+    with disk_full_guard(settings.outputs_dir), FileLock(str(settings.outputs_dir / ".codes.lock"), timeout=30):
+        taken = lambda c: (settings.outputs_dir / f"{c}.png").exists() or record_path(settings, c).exists()  # noqa: E731
         code = wanted if wanted and codes.is_code(wanted) and not taken(wanted) else codes.new_code(taken)
         meta = dict(meta, code=code)
-        text = {"cartolina": json.dumps(meta, ensure_ascii=False, default=str),
+        record = record_path(settings, code)
+        images.atomic_write_bytes(record, json.dumps(meta, ensure_ascii=False, default=str).encode("utf-8"))
+        text = {"cartolina": json.dumps(public_meta(meta), ensure_ascii=False, default=str),
                 "parameters": _a1111_parameters(meta)}
-        path = images.save_png(picture, settings.outputs_dir / f"{code}.png", text)
+        try:
+            path = images.save_png(picture, settings.outputs_dir / f"{code}.png", text)
+        except BaseException:
+            record.unlink(missing_ok=True)
+            raise
     return code, path
+
+
+def public_meta(meta: dict) -> dict:
+    """A picture's record as anyone who fetches the picture may read it: no LoRA code."""
+    public = dict(meta)
+    if isinstance(public.get("request"), dict):
+        public["request"] = {k: v for k, v in public["request"].items() if k != "selected_lora"}
+    if isinstance(public.get("models"), dict):
+        public["models"] = {k: v for k, v in public["models"].items() if k != "lora"}
+    return public
+
+
+def record_path(settings: Settings, code: str) -> Path:
+    return settings.records_dir / f"{codes.check_code(code, 'code')}.json"
+
+
+def read_record(settings: Settings, code: str) -> dict:
+    """The full record of a picture, LoRA code included (see `save_output`)."""
+    try:
+        return json.loads(record_path(settings, code).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise NotFound(f"code: no picture record with code {code}") from None
 
 
 def _a1111_parameters(meta: dict) -> str:
@@ -408,6 +442,7 @@ def _a1111_parameters(meta: dict) -> str:
 
 
 def read_output_meta(path: Path) -> dict:
+    """The metadata a picture carries in public (`public_meta`)."""
     with Image.open(path) as img:
         return json.loads(img.text["cartolina"])
 

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageFile, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from engine.diskfull import disk_full_guard
 from engine.errors import InvalidImage
 from engine.messages import Msg
 
@@ -39,6 +40,10 @@ def _read_bytes(source, field: str, max_bytes: int) -> bytes:
             size = path.stat().st_size
         except OSError as exc:
             raise InvalidImage(field, str(path), reason=Msg("cannot read file ({detail})", detail=exc.strerror)) from None
+        if path.is_dir():
+            raise InvalidImage(field, path.name, ACCEPTED_TEXT, reason=Msg("a folder, not an image file"))
+        if not path.is_file():  # a device or a pipe would be read without end
+            raise InvalidImage(field, path.name, ACCEPTED_TEXT, reason=Msg("not a regular file"))
         if size > max_bytes:
             raise InvalidImage(field, path.name, Msg("at most {mb} MB", mb=max_bytes // (1024 * 1024)),
                                reason=Msg("file is too large ({size:.1f} MB)", size=size / 1e6))
@@ -137,20 +142,21 @@ def _name(source) -> str:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write a file so that readers see the old file or the new one, never half of one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+    with disk_full_guard(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
     _fsync_dir(path.parent)
 
 

@@ -21,6 +21,8 @@ from typing import Iterator
 
 from engine.config import Settings
 from engine.errors import ModelError
+from engine.model_store import (CONTROLNET, DEFAULT_CONTROLNET_ID, DEFAULT_INPAINT_ID, INPAINT,
+                                single_file_config, weights_variant)
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +65,12 @@ def _source(settings: Settings, location: str, variable: str) -> tuple[str, str]
         return "file", str(path)
     if resolved == location and settings.allow_hub and not path.is_absolute():
         return "hub", location
-    hint = " (run `python -m engine demo` to build the demo models)" if location.startswith("demo/") else ""
+    if location.startswith("demo/"):
+        hint = " (run `python -m engine demo` to build the demo models)"
+    elif location in (DEFAULT_INPAINT_ID, DEFAULT_CONTROLNET_ID):
+        hint = " (run `python -m engine models fetch` to download it)"
+    else:
+        hint = ""
     raise ModelError(f"{variable}: {location!r} not found at {resolved}{hint}; accepted: a model "
                      "folder (absolute or under models/), a .safetensors checkpoint, or a hub id "
                      "with CARTOLINA_ALLOW_HUB=1")
@@ -131,7 +138,7 @@ _cache_lock = threading.Lock()
 def _cache_key(settings: Settings) -> tuple:
     return (settings.resolve_model(settings.inpaint_model), settings.resolve_model(settings.controlnet_model),
             settings.device, settings.dtype, settings.attention_slicing, settings.vae_tiling,
-            settings.cpu_offload)
+            settings.cpu_offload, settings.inpaint_config, settings.controlnet_config)
 
 
 def get_pipelines(settings: Settings) -> Pipelines:
@@ -157,17 +164,21 @@ def load_pipelines(settings: Settings) -> Pipelines:
     offline = not settings.allow_hub
     try:
         if cn_kind == "file":
-            controlnet = ControlNetModel.from_single_file(cn_where, dtype=dtype)
+            controlnet = ControlNetModel.from_single_file(
+                cn_where, config=str(single_file_config(settings, CONTROLNET)), local_files_only=True,
+                dtype=dtype)
         else:
-            controlnet = ControlNetModel.from_pretrained(cn_where, dtype=dtype,
-                                                         local_files_only=offline)
+            controlnet = ControlNetModel.from_pretrained(cn_where, dtype=dtype, local_files_only=offline,
+                                                         variant=weights_variant(cn_where))
         common = dict(controlnet=controlnet, dtype=dtype, safety_checker=None,
                       requires_safety_checker=False)
         if sd_kind == "file":
-            body = StableDiffusionControlNetInpaintPipeline.from_single_file(sd_where, **common)
+            body = StableDiffusionControlNetInpaintPipeline.from_single_file(
+                sd_where, config=str(single_file_config(settings, INPAINT)), local_files_only=True,
+                **common)
         else:
             body = StableDiffusionControlNetInpaintPipeline.from_pretrained(
-                sd_where, local_files_only=offline, **common)
+                sd_where, local_files_only=offline, variant=weights_variant(sd_where), **common)
     except ModelError:
         raise
     except Exception as exc:
@@ -184,7 +195,7 @@ def load_pipelines(settings: Settings) -> Pipelines:
     if settings.vae_tiling:
         body.vae.enable_tiling()
     body.set_progress_bar_config(disable=True)
-    face = StableDiffusionInpaintPipeline.from_pipe(body)
+    face = StableDiffusionInpaintPipeline.from_pipe(body, dtype=dtype)  # else it casts the shared modules to fp32
     face.set_progress_bar_config(disable=True)
     return Pipelines(body=body, face=face, device=device, dtype=dtype,
                      inpaint_model=_model_name(settings.inpaint_model, sd_where),

@@ -295,6 +295,32 @@ def frame_pose(body_keypoints: Sequence, shot_type: str,
     return out
 
 
+def to_body(keypoints_px: Sequence, standing_height_px: float) -> list:
+    """Pixel → body keypoints, the inverse of `frame_pose` for skeletons that come from a
+    picture (a curator's clicks, a photo), so they can be framed for every shot like the
+    built-in poses. The scale is measured on the body itself (`standing_height_px` only when
+    nothing can be measured); the feet go on the ground line when they are seen, else the
+    head goes where a standing person's is, so a half-body photo still frames as a person."""
+    kps = _check_keypoints(keypoints_px)
+    pts = [p for p in kps if p is not None]
+    if not pts:
+        raise InvalidInput("keypoints", keypoints_px, "at least one visible point")
+    unit = _body_unit(kps, fallback=float(standing_height_px))
+    k = lambda n: kps[_K[n]]  # noqa: E731
+    ankles = [p[1] for p in (k("r_ankle"), k("l_ankle")) if p is not None]
+    if ankles:
+        y0 = max(ankles) - _STANDING["r_ankle"][1] * unit
+    elif k("nose") is not None:
+        y0 = k("nose")[1] - _STANDING["nose"][1] * unit
+    elif k("neck") is not None:
+        y0 = k("neck")[1] - _STANDING["neck"][1] * unit
+    else:
+        y0 = min(p[1] for p in pts)
+    x0 = k("neck")[0] if k("neck") is not None else sum(p[0] for p in pts) / len(pts)
+    return [None if p is None else (round((p[0] - x0) / unit, 4), round((p[1] - y0) / unit, 4))
+            for p in kps]
+
+
 # --- masks --------------------------------------------------------------------------------
 
 # Limb chains as (parent, joint, child): when a child fell off the canvas, the limb is

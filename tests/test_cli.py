@@ -53,7 +53,8 @@ def test_catalog_validate_passes_on_the_demo_catalog(demo_home):
     assert out.returncode == 0 and json.loads(out.stdout)["problems"] == []
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["catalog"], ["generate"], ["pick"], ["train"], ["jobs"], ["job"], ["cancel"]])
+@pytest.mark.parametrize("command", [[], ["demo"], ["catalog"], ["generate"], ["pick"], ["train"], ["jobs"], ["job"], ["cancel"],
+                                     ["forget"], ["retention"]])
 def test_every_command_has_help(command):
     out = run(*command, "--help")
     assert out.returncode == 0 and "usage:" in out.stdout

@@ -223,3 +223,24 @@ def test_every_listed_word_is_one_token(pipes):
     tok = pipes.tokenizer
     bad = [w for w in set(demo.WORDS) if len(tok(w, add_special_tokens=False).input_ids) != 1]
     assert bad == []
+
+
+def test_full_size_recipe_has_sd15s_published_shapes():
+    """`demo --size full` builds these (for benchmarks only): counted here without memory."""
+    from accelerate import init_empty_weights
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from engine.demo.models import _recipe, build_vocab_and_merges, demo_paths
+
+    recipe = _recipe(len(build_vocab_and_merges()[0]), "full")
+    with init_empty_weights():
+        counts = {name: sum(p.numel() for p in cls(**recipe[name]).parameters())
+                  for name, cls in (("unet", UNet2DConditionModel), ("controlnet", ControlNetModel),
+                                    ("vae", AutoencoderKL))}
+        counts["text_encoder"] = sum(p.numel() for p in CLIPTextModel(CLIPTextConfig(**recipe["text_encoder"])).parameters())
+    assert counts == {"unet": 859_535_364, "controlnet": 361_279_120, "vae": 83_653_863,
+                      "text_encoder": 123_060_480}
+    assert recipe["dtype"] == "float16"
+    assert [p.parts[-2:] for p in demo_paths(Path("m"), "full")] == [("full", "sd-inpaint"),
+                                                                     ("full", "controlnet-openpose")]

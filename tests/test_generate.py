@@ -79,7 +79,9 @@ def test_face_pass_with_a_lora_changes_only_the_face(studio, demo_models_root):
     face = np.asarray(scene.face_mask) > 0
     diff = np.abs(_arr(Image.open(with_face.path)) - _arr(Image.open(plain.path))).sum(axis=2)
     assert diff[~face].max() == 0 and diff[face].mean() > 1
-    assert gen.read_output_meta(with_face.path)["models"]["lora"] == "12345678"
+    # the LoRA code is in the private record only: the public PNG must not let a stranger use it
+    assert gen.read_record(settings, with_face.code)["models"]["lora"] == "12345678"
+    assert "12345678" not in str(Image.open(with_face.path).text)
 
 
 def test_unknown_lora_code_is_not_an_error(studio):
@@ -146,6 +148,11 @@ def test_progress_covers_both_passes_and_cancel_writes_nothing(studio, demo_mode
     assert _outputs(settings) == before
 
 
+def settings_device(settings) -> str:
+    from engine.models import pick_device
+    return pick_device(settings.device)
+
+
 def test_two_threads_with_two_loras_match_one_after_the_other(studio, demo_models_root):
     settings, cat = studio
     make_lora(demo_models_root, settings.loras_dir, "10000001", seed=11)
@@ -163,8 +170,13 @@ def test_two_threads_with_two_loras_match_one_after_the_other(studio, demo_model
         t.start()
     for t in threads:
         t.join(timeout=120)
+    # Bit for bit on a CPU; on CUDA, half-precision kernels are not deterministic run to run,
+    # so each threaded picture must be far closer to its own sequential twin than the two
+    # faces are to each other: a LoRA leaking into the other thread would fail either way.
+    apart = np.abs(sequential[0] - sequential[1]).sum()
     for i in range(2):
-        assert np.array_equal(_arr(Image.open(results[i].path)), sequential[i])
+        drift = np.abs(_arr(Image.open(results[i].path)) - sequential[i]).sum()
+        assert drift == 0 if settings_device(settings) == "cpu" else drift < 0.1 * apart
 
 
 def test_pipelines_share_weights_and_keep_a_bounded_lora_cache(studio, demo_models_root):

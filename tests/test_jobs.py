@@ -261,7 +261,8 @@ def test_a_hung_trainer_with_a_stale_heartbeat_is_killed_and_its_job_fails_with_
     assert "something the operator will want to read" in done["error"]  # the log's tail
     assert not (settings.jobs_dir / st["code"] / "photos").exists()
     # a finished state never changes
-    assert jobs.reconcile(settings) == {"resumed": [], "failed": [], "cancelled": [], "started": []}
+    assert jobs.reconcile(settings) == {"resumed": [], "failed": [], "cancelled": [], "started": [],
+                                        "discarded": []}
     assert jobs.read_status(settings, st["code"])["state"] == "failed"
 
 

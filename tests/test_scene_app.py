@@ -178,3 +178,12 @@ def test_words_without_ranking_let_the_studio_pick(studio):
 def test_the_code_from_the_qr_link_is_filled_in(studio):
     at = _page(lora="04718263")
     assert at.text_input(key="scene_lora").value == "04718263"
+
+
+def test_a_pose_missing_a_distance_is_not_offered(studio):
+    """A curator's half-made pose stays off the visitors' page until all three distances are there."""
+    from engine.catalog import Catalog
+    Catalog.open(studio).delete_action_image("selfie", "MES")
+    at = _page()
+    assert "Selfie" not in [b.label for b in at.button if (b.key or "").startswith("pose-")]
+    assert len([b for b in at.button if (b.key or "").startswith("pose-")]) == 7

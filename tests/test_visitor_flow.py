@@ -92,6 +92,8 @@ def test_a_visitor_goes_from_five_photos_to_a_picture_on_the_phone_in_italian(ho
     saved = home / "outputs" / f"{picture}.png"
     assert body == saved.read_bytes()
     with Image.open(saved) as img:
-        meta = json.loads(img.text["cartolina"])
-    assert meta["request"]["selected_lora"] == code and meta["face_pass"] is True
-    assert meta["action_name"] == "waving"
+        public = json.loads(img.text["cartolina"])
+        assert code not in str(img.text)  # who fetches the picture cannot paint the visitor's face
+    assert public["face_pass"] is True and public["action_name"] == "waving"
+    record = json.loads((home / "records" / f"{picture}.json").read_text())
+    assert record["request"]["selected_lora"] == code

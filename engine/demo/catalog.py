@@ -83,7 +83,8 @@ def build_demo_catalog(settings: Settings, catalog: Catalog | None = None,
     if cat.get_meta(SEEDED_KEY) and not refill:
         return {"added": added, "problems": cat.validate(), "seeded_before": True}
     pois = set(cat.poi_names())
-    for poi_name, (poi_desc, shots) in DEMO_POIS.items():
+    # Added by name, so visitors see the demo's lists alphabetically until a curator orders them.
+    for poi_name, (poi_desc, shots) in sorted(DEMO_POIS.items()):
         kinds = [s[1] for s in shots]
         if any(k not in SCENES for k in kinds):
             continue
@@ -98,7 +99,7 @@ def build_demo_catalog(settings: Settings, catalog: Catalog | None = None,
                               SCENES[kind].description)
             added.append(f"poi image {poi_name}/{img_name}")
     actions = set(cat.action_names())
-    for action in poses.ACTIONS.values():
+    for action in sorted(poses.ACTIONS.values(), key=lambda a: a.name):
         if action.name not in actions:
             cat.add_action(action.name, action.description)
             added.append(f"action {action.name}")

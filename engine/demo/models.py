@@ -102,7 +102,46 @@ DOWN_BLOCKS = ("DownBlock2D", "CrossAttnDownBlock2D")
 UP_BLOCKS = ("CrossAttnUpBlock2D", "UpBlock2D")
 
 
-def _recipe(vocab_size: int) -> dict:
+SIZES = ("demo", "full")
+CLIP_VOCAB = 49408  # CLIP ViT-L/14's vocabulary: the full-size text encoder's embedding rows
+
+
+def _full_size(recipe: dict) -> dict:
+    """The published SD-1.5 inpainting, ControlNet-openpose, VAE and CLIP ViT-L/14 shapes
+    (parameter counts in ../shared/PACKAGES.md), random weights, saved in half precision:
+    every speed and memory figure measured on them is what a visitor pays, not Python overhead
+    on a toy. The demo tokenizer stays; the embedding keeps CLIP's 49,408 rows."""
+    sd_blocks = [320, 640, 1280, 1280]
+    down = ["CrossAttnDownBlock2D"] * 3 + ["DownBlock2D"]
+    return dict(
+        recipe,
+        text_encoder={"vocab_size": CLIP_VOCAB, "hidden_size": 768, "intermediate_size": 3072,
+                      "num_hidden_layers": 12, "num_attention_heads": 12,
+                      "max_position_embeddings": MAX_TOKENS, "hidden_act": "quick_gelu",
+                      "projection_dim": 768},
+        unet={"sample_size": 64, "in_channels": 9, "out_channels": 4, "layers_per_block": 2,
+              "block_out_channels": sd_blocks, "down_block_types": down,
+              "up_block_types": ["UpBlock2D"] + ["CrossAttnUpBlock2D"] * 3,
+              "cross_attention_dim": 768, "attention_head_dim": 8},
+        controlnet={"in_channels": 4, "conditioning_channels": 3, "layers_per_block": 2,
+                    "block_out_channels": sd_blocks, "down_block_types": down,
+                    "cross_attention_dim": 768, "attention_head_dim": 8,
+                    "conditioning_embedding_out_channels": [16, 32, 96, 256]},
+        vae={"in_channels": 3, "out_channels": 3, "latent_channels": 4,
+             "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
+             "up_block_types": ["UpDecoderBlock2D"] * 4, "layers_per_block": 2, "sample_size": 512,
+             "scaling_factor": 0.18215},
+        dtype="float16",
+    )
+
+
+def _recipe(vocab_size: int, size: str = "demo") -> dict:
+    if size not in SIZES:
+        raise ModelError(f"size: {size!r} is not one of {', '.join(SIZES)}")
+    return _demo_recipe(vocab_size) if size == "demo" else _full_size(_demo_recipe(vocab_size))
+
+
+def _demo_recipe(vocab_size: int) -> dict:
     return {
         "seed": SEED,
         "words": sorted(set(WORDS)),
@@ -294,6 +333,9 @@ def _build_into(stage: Path, recipe: dict, vocab: dict, merges: list) -> None:
     pipe = StableDiffusionInpaintPipeline(
         vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler,
         safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    if recipe.get("dtype") == "float16":  # the true-size weights, as real checkpoints ship them
+        pipe.to(dtype=torch.float16)
+        controlnet.to(dtype=torch.float16)
 
     inpaint_dir = stage / "sd-inpaint"
     pipe.save_pretrained(str(inpaint_dir), safe_serialization=True)
@@ -395,29 +437,33 @@ def _write_json_atomic(path: Path, data: dict) -> None:
         raise
 
 
-def demo_paths(models_dir: Path) -> tuple[Path, Path]:
+def demo_paths(models_dir: Path, size: str = "demo") -> tuple[Path, Path]:
+    """models/demo/… for the toys, models/full/… (same names) for the true-size models."""
     models_dir = Path(models_dir)
-    return models_dir / DEMO_INPAINT, models_dir / DEMO_CONTROLNET
+    inpaint, controlnet = models_dir / DEMO_INPAINT, models_dir / DEMO_CONTROLNET
+    if size == "demo":
+        return inpaint, controlnet
+    return models_dir / size / inpaint.name, models_dir / size / controlnet.name
 
 
-def demo_models_ready(models_dir: Path) -> bool:
+def demo_models_ready(models_dir: Path, size: str = "demo") -> bool:
     """True when the demo folders are complete and match this code's recipe."""
     vocab, _ = build_vocab_and_merges()
-    demo_dir = demo_paths(models_dir)[0].parent
-    return _marker_ok(demo_dir, _config_hash(_recipe(len(vocab))))
+    demo_dir = demo_paths(models_dir, size)[0].parent
+    return _marker_ok(demo_dir, _config_hash(_recipe(len(vocab), size)))
 
 
-def build_demo_models(models_dir: Path, force: bool = False) -> dict:
+def build_demo_models(models_dir: Path, force: bool = False, size: str = "demo") -> dict:
     """Make sure the demo folders exist; rebuild only when missing, stale or forced.
 
     The marker is removed first and written last, and the folders are built in a staging
     folder then renamed into place, so a build killed at any point leaves no marker and the
     next call starts over instead of loading half-written weights.
     """
-    inpaint_dir, controlnet_dir = demo_paths(models_dir)
-    demo_dir = inpaint_dir.parent
     vocab, merges = build_vocab_and_merges()
-    recipe = _recipe(len(vocab))
+    recipe = _recipe(len(vocab), size)
+    inpaint_dir, controlnet_dir = demo_paths(models_dir, size)
+    demo_dir = inpaint_dir.parent
     config_hash = _config_hash(recipe)
     result = {"inpaint": inpaint_dir, "controlnet": controlnet_dir, "built": False}
 

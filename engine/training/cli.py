@@ -24,14 +24,28 @@ def _settings():
     return s
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
-    return value
+# `train`'s options by their names in TrainOptions (and spec.json).
+_OPTION_FLAGS = {"steps": "total_steps", "rank": "rank", "lr": "learning_rate",
+                 "checkpoint_every": "checkpoint_every", "resolution": "resolution", "seed": "seed"}
+
+
+def _in_range(name: str):
+    """An argparse type checking the value against TrainOptions.RANGES, so a bad flag exits 2
+    naming the option and its range before any photo is read."""
+    lo, hi = jobs.TrainOptions.RANGES[name]
+    kind = float if isinstance(lo, float) else int
+    accepted = (f"a number from {lo:g} to {hi:g}" if kind is float else f"an integer from {lo} to {hi}")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not lo <= value <= hi:  # NaN fails the comparison too
+            raise argparse.ArgumentTypeError(f"{name} must be {accepted} (got {text!r})")
+        return value
+
+    return parse
 
 
 def _line(st: dict) -> str:
@@ -44,7 +58,7 @@ def _line(st: dict) -> str:
             text += f"  loss {st['loss']:.4f}"
         if st.get("eta_s") is not None:
             text += f"  about {_duration(st['eta_s'])} left"
-    if st.get("error") and state in ("failed", "cancelled"):
+    if st.get("error") and state in ("failed", "cancelled", jobs.BROKEN):
         text += f"\n  {st['error'].splitlines()[0]}"
     return text
 
@@ -62,12 +76,9 @@ def _cmd_train(args) -> int:
     from engine.cli import EXIT_FAILED, EXIT_OK, emit
     settings = _settings()
     n = len(args.photos)
-    fields = {"total_steps": args.steps or settings.steps_per_photo * n}
-    for name in ("rank", "resolution", "seed"):
-        if getattr(args, name) is not None:
-            fields[name] = getattr(args, name)
-    if args.lr is not None:
-        fields["learning_rate"] = args.lr
+    fields = {"total_steps": settings.steps_per_photo * n}
+    fields.update({name: getattr(args, flag) for flag, name in _OPTION_FLAGS.items()
+                   if getattr(args, flag) is not None})
     if args.trigger is not None:
         fields["trigger_words"] = args.trigger
     st = jobs.submit(args.photos, settings, jobs.TrainOptions(**fields))
@@ -118,14 +129,18 @@ def register(sub) -> None:
                                    "LoRA training and print its code and state at once. Bad photos "
                                    "exit with 2 and the reason for each photo.")
     p.add_argument("photos", nargs="+", metavar="PHOTO", help="the face photos (5 by default)")
-    p.add_argument("--steps", type=_positive, metavar="N",
+    p.add_argument("--steps", type=_in_range("total_steps"), metavar="N",
                    help="total training steps (default: 300 per photo, 1500 for five)")
-    p.add_argument("--rank", type=_positive, metavar="R", help="LoRA rank (default 16)")
-    p.add_argument("--lr", type=float, metavar="X", help="learning rate (default 1e-4)")
-    p.add_argument("--resolution", type=_positive, metavar="PX",
-                   help="side of the face crops, a multiple of 8 (default 512)")
+    p.add_argument("--rank", type=_in_range("rank"), metavar="R", help="LoRA rank, 1 to 256 (default 16)")
+    p.add_argument("--lr", type=_in_range("learning_rate"), metavar="X",
+                   help="learning rate, 1e-7 to 1 (default 1e-4)")
+    p.add_argument("--checkpoint-every", type=_in_range("checkpoint_every"), metavar="N",
+                   help="save a resumable checkpoint every N steps (default 250); a trainer killed "
+                        "before the first one fails its job, so keep N well below --steps")
+    p.add_argument("--resolution", type=_in_range("resolution"), metavar="PX",
+                   help="side of the face crops, a multiple of 8 from 64 to 2048 (default 512)")
     p.add_argument("--trigger", metavar="WORDS", help='trigger words (default "sks person")')
-    p.add_argument("--seed", type=int, metavar="N", help="random seed (default: random)")
+    p.add_argument("--seed", type=_in_range("seed"), metavar="N", help="random seed (default: random)")
     p.add_argument("--wait", action="store_true", help="follow the training and print the final state")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_train)

@@ -16,6 +16,11 @@ Status fields: `state` (queued, running, succeeded, failed, cancelled), `step`,
 `submitted_at`, `started_at`, `finished_at`, `updated_at` (times are Unix seconds) and, on
 read only, `queue_position` (1 = next to start) for queued jobs. A finished state never changes.
 
+A job whose `spec.json` or `status.json` cannot be read, is not JSON or has a field of the
+wrong type is listed in state `broken` (never written, only read), with `error` naming the
+file and what is wrong. Nobody touches it (`forget` or `retention` deletes it), and the
+queue goes on around it: one bad file must not stall every visitor's training.
+
 Who writes status.json. The trainer writes it for as long as it lives: its first write
 (`running`) and its last (`succeeded`, `failed`, `cancelled`) are made under the queue lock,
 its progress and heartbeats in between without it. Before a trainer exists and after it is
@@ -31,7 +36,9 @@ There is no scheduler process. Whoever touches the queue (`submit`, a trainer fi
 `status`, `list_jobs`, `wait`, the command line) calls `reconcile()`, which under the lock
 settles dead trainers and starts queued jobs, oldest first, while fewer than
 `settings.max_parallel_trainings` run. A trainer calls it as it exits, so the next job
-starts without anybody clicking.
+starts without anybody clicking, and every server's supervisor (`engine.supervisor`) calls it
+every `CARTOLINA_SUPERVISE_S` seconds, so a trainer that dies with nobody watching is
+settled too.
 """
 
 from __future__ import annotations
@@ -53,16 +60,20 @@ from typing import Callable, Iterator, Sequence
 
 from engine import codes
 from engine.config import REPO_ROOT, Settings
+from engine.diskfull import disk_full_guard
 from engine.errors import Conflict, InvalidInput, JobError, ModelError, NotFound
 from engine.prompts import DEFAULT_TRIGGER  # the face pass and the trainer must agree
 
-__all__ = ["STATES", "FINISHED", "TrainOptions", "submit", "cancel", "reconcile", "status",
-           "read_status", "list_jobs", "wait", "job_dir", "queue_lock", "log_tail",
+__all__ = ["STATES", "FINISHED", "BROKEN", "ENDED", "TrainOptions", "submit", "cancel", "reconcile",
+           "status", "read_status", "list_jobs", "wait", "job_dir", "queue_lock", "log_tail",
            "heartbeat_interval", "StatusWriter", "write_status", "cleanup_job", "pid_alive",
            "latest_checkpoint", "checkpoints", "cancel_requested", "LossLog", "loss_history"]
 
 STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+BROKEN = "broken"
+# Nothing will change a job in these states by itself: a page stops following it.
+ENDED = FINISHED | {BROKEN}
 
 SPEC, STATUS, LOG, CANCEL_REQUEST, PHOTOS = "spec.json", "status.json", "log.txt", "cancel.request", "photos"
 LOSSES = "loss.csv"
@@ -369,16 +380,74 @@ def _job_dirs(settings: Settings) -> list[Path]:
     return [p for p in settings.jobs_dir.iterdir() if p.is_dir() and codes.is_code(p.name)]
 
 
-def _load_all(settings: Settings) -> list[tuple[Path, dict, dict]]:
-    """(folder, spec, status) of every readable job, in submission order."""
+_OPTIONAL_NUMBER = (int, float, type(None))
+_OPTIONAL_INT = (int, type(None))
+# The fields the queue itself reads, with their types; a job whose files break these is broken.
+_SPEC_FIELDS = {"code": str, "submitted_ns": int, "base_model": str, "photos": list, "options": dict}
+_STATUS_FIELDS = {"code": str, "state": str, "step": _OPTIONAL_INT, "total_steps": _OPTIONAL_INT,
+                  "attempt": _OPTIONAL_INT, "pid": _OPTIONAL_INT, "loss": _OPTIONAL_NUMBER,
+                  "eta_s": _OPTIONAL_NUMBER, "pid_started_at": _OPTIONAL_NUMBER,
+                  "heartbeat_at": _OPTIONAL_NUMBER, "submitted_at": _OPTIONAL_NUMBER,
+                  "started_at": _OPTIONAL_NUMBER, "finished_at": _OPTIONAL_NUMBER,
+                  "error": (str, type(None))}
+_REQUIRED = {SPEC: ("code", "submitted_ns"), STATUS: ("code", "state")}
+
+
+def _file_problem(path: Path, fields_: dict) -> tuple[dict | None, str | None]:
+    """(the file's object, None), or (None, what is wrong with it, in words)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None, f"{path} is missing"
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, f"{path} cannot be read ({exc})"
+    except ValueError:
+        return None, f"{path} is not valid JSON (truncated or garbage)"
+    if not isinstance(data, dict):
+        return None, f"{path} holds {type(data).__name__} {json.dumps(data)[:40]}, not an object"
+    for name in _REQUIRED[path.name]:
+        if name not in data:
+            return None, f"{path} has no {name!r}"
+    for name, kind in fields_.items():
+        value = data.get(name)
+        if name in data and (not isinstance(value, kind) or isinstance(value, bool)):
+            return None, f"{path}: {name!r} is {json.dumps(value)[:40]}, the wrong type"
+    if data["code"] != path.parent.name:
+        return None, f"{path}: 'code' is {data['code']!r}, not the folder's {path.parent.name}"
+    if path.name == STATUS and data["state"] not in STATES:
+        return None, f"{path}: 'state' is {data['state']!r}, not one of {', '.join(STATES)}"
+    return data, None
+
+
+def _read_job(job: Path) -> tuple[dict | None, dict | None, str | None]:
+    """(spec, status, None) of a sound job; (None, None, what is wrong) of a broken one."""
+    spec, problem = _file_problem(job / SPEC, _SPEC_FIELDS)
+    if problem:
+        return None, None, problem
+    st, problem = _file_problem(job / STATUS, _STATUS_FIELDS)
+    return (spec, st, None) if not problem else (None, None, problem)
+
+
+def _broken_status(job: Path, problem: str) -> dict:
+    blank = dict.fromkeys(_STATUS_FIELDS)
+    return dict(blank, code=job.name, state=BROKEN,
+                error=f"{problem}. The job is left as it is; delete it with "
+                      f"`python -m engine forget {job.name}`")
+
+
+def _load_all(settings: Settings) -> list[tuple[Path, dict | None, dict]]:
+    """(folder, spec, status) of every job in submission order; a broken job comes as
+    (folder, None, its `broken` status), in the order its folder was made."""
     out = []
     for job in _job_dirs(settings):
-        spec, st = _read_json(job / SPEC), _raw_status(job)
-        if spec is None or st is None:
+        spec, st, problem = _read_job(job)
+        if problem:
+            with suppress(OSError):
+                out.append((job, None, _broken_status(job, problem), job.stat().st_mtime_ns))
             continue
-        out.append((job, spec, st))
-    out.sort(key=lambda t: (t[1].get("submitted_ns", 0), t[0].name))
-    return out
+        out.append((job, spec, st, spec["submitted_ns"]))
+    out.sort(key=lambda t: (t[3], t[0].name))
+    return [t[:3] for t in out]
 
 
 def _with_positions(rows: list[tuple[Path, dict, dict]]) -> list[dict]:
@@ -398,7 +467,7 @@ def read_status(settings: Settings, code: str) -> dict:
     """The job's status as last written, with `queue_position`; no side effects."""
     code = codes.check_code(code, "code")
     job = settings.jobs_dir / code
-    if _raw_status(job) is None:
+    if not job.is_dir():
         raise NotFound(f"code: no training job {code}")
     for st in _with_positions(_load_all(settings)):
         if st.get("code") == code:
@@ -446,7 +515,7 @@ def submit(photos: Sequence, settings: Settings, options: TrainOptions | None = 
         options = TrainOptions(**dict(options.to_dict(), seed=secrets.randbelow(2**31)))
 
     settings.jobs_dir.mkdir(parents=True, exist_ok=True)
-    with queue_lock(settings):
+    with disk_full_guard(settings.jobs_dir), queue_lock(settings):
         code = codes.new_code(lambda c: (settings.jobs_dir / c).exists() or
                                         (settings.loras_dir / c).exists())
         # Built in a hidden folder and renamed: a job appears whole or not at all.
@@ -514,14 +583,19 @@ def _settle_dead(settings: Settings, job: Path, st: dict, why: str) -> str:
 def reconcile(settings: Settings) -> dict:
     """Settle dead or stale trainers and start queued jobs while slots are free.
 
-    Returns what it did: {"resumed": [...], "failed": [...], "cancelled": [...], "started": [...]}.
+    Returns what it did: {"resumed": [...], "failed": [...], "cancelled": [...], "started": [...],
+    "discarded": [...]} (the last: half-built jobs of a killed `submit`, photos and all).
     Safe to call from any process at any time; everything happens under the queue lock.
     """
-    report = {"resumed": [], "failed": [], "cancelled": [], "started": []}
+    report = {"resumed": [], "failed": [], "cancelled": [], "started": [], "discarded": []}
     if not settings.jobs_dir.is_dir():
         return report
     grace = float(settings.heartbeat_grace_s)
     with queue_lock(settings):
+        # `submit` builds a job in `.new-*` holding this lock: any found now is a leftover.
+        for stage in settings.jobs_dir.glob(".new-*"):
+            shutil.rmtree(stage, ignore_errors=True)
+            report["discarded"].append(stage.name)
         rows = _load_all(settings)
         running = 0
         for job, _spec, st in rows:
@@ -551,7 +625,7 @@ def reconcile(settings: Settings) -> dict:
             new = _settle_dead(settings, job, st, why)
             report[{"queued": "resumed"}.get(new, new)].append(job.name)
         for job, _spec, _st in _load_all(settings):
-            st = _raw_status(job)
+            st = _read_job(job)[1]
             if running >= settings.max_parallel_trainings:
                 break
             if not st or st.get("state") != "queued":
@@ -589,9 +663,12 @@ def cancel(settings: Settings, code: str, grace_s: float = CANCEL_GRACE_S) -> di
     code = codes.check_code(code, "code")
     job = settings.jobs_dir / code
     with queue_lock(settings):
-        st = _raw_status(job)
-        if st is None:
+        if not job.is_dir():
             raise NotFound(f"code: no training job {code}")
+        _spec, st, problem = _read_job(job)
+        if problem:
+            raise Conflict(f"code: job {code} is broken ({problem}); it cannot be cancelled, "
+                           f"only deleted with `python -m engine forget {code}`")
         if st.get("state") in FINISHED:
             raise Conflict(f"code: job {code} has already {st['state']}; a finished job cannot change")
         (job / CANCEL_REQUEST).touch()
@@ -636,7 +713,7 @@ def wait(settings: Settings, code: str, timeout: float | None = None,
         if on_status and key != last:
             on_status(st)
         last = key
-        if st.get("state") in FINISHED:
+        if st.get("state") in ENDED:
             return st
         if deadline is not None and time.monotonic() > deadline:
             raise JobError(f"job {code} still {st.get('state')} after {timeout:.0f} s")
