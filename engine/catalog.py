@@ -400,16 +400,24 @@ class Catalog:
 
     def rename_poi(self, name: str, new_name: str, *, expected_version: int | None = None) -> POI:
         """A new name for a POI; its photos follow, since they are found by their POI's name."""
-        new_name = check_name("poi_name", new_name)
         with self._locked():
             self.get_poi(name)
-            with self.edit_document() as data:
-                if new_name != name and _rows(data, "pois", name=new_name):
-                    raise Conflict(f"poi_name: a POI named {new_name!r} already exists")
-                self._claim(data, "pois", f"POI {name!r}", expected_version, name=name)["name"] = new_name
-                for doc in _rows(data, "poi_images", poi=name):
-                    doc.update(poi=new_name, version=doc.get("version", 1) + 1)
-            return self.get_poi(new_name)
+            return self.get_poi(self._rename("pois", "poi_images", "poi", ("poi_name", "a POI", "POI"),
+                                             name, new_name, expected_version))
+
+    def _rename(self, table: str, children: str, link: str, words: tuple[str, str, str], name: str,
+                new_name: str, expected_version: int | None) -> str:
+        """Rename a record and, in the same write, the records that point at it by name.
+        `words` names the field and the record in errors: (field, "a POI", "POI")."""
+        field_name, a_record, record = words
+        new_name = check_name(field_name, new_name)
+        with self.edit_document() as data:
+            if new_name != name and _rows(data, table, name=new_name):
+                raise Conflict(f"{field_name}: {a_record} named {new_name!r} already exists")
+            self._claim(data, table, f"{record} {name!r}", expected_version, name=name)["name"] = new_name
+            for doc in _rows(data, children, **{link: name}):
+                doc.update({link: new_name, "version": doc.get("version", 1) + 1})
+        return new_name
 
     def reorder_pois(self, names: list[str]) -> None:
         """The POIs in the order visitors will see them; `names` must be every POI."""
@@ -555,16 +563,11 @@ class Catalog:
 
     def rename_action(self, name: str, new_name: str, *, expected_version: int | None = None) -> Action:
         """A new name for an action; its images follow, since they are found by its name."""
-        new_name = check_name("action_name", new_name)
         with self._locked():
             self.get_action(name)
-            with self.edit_document() as data:
-                if new_name != name and _rows(data, "actions", name=new_name):
-                    raise Conflict(f"action_name: an action named {new_name!r} already exists")
-                self._claim(data, "actions", f"action {name!r}", expected_version, name=name)["name"] = new_name
-                for doc in _rows(data, "action_images", action=name):
-                    doc.update(action=new_name, version=doc.get("version", 1) + 1)
-            return self.get_action(new_name)
+            return self.get_action(self._rename("actions", "action_images", "action",
+                                                ("action_name", "an action", "action"),
+                                                name, new_name, expected_version))
 
     def reorder_actions(self, names: list[str]) -> None:
         """The actions in the order visitors will see them; `names` must be every action."""
