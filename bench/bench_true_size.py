@@ -134,12 +134,13 @@ def bench_generation(settings, steps: int, runs: int) -> dict:
             "picture_runs_s": engine_t, "generation_peak_gib": peak_gib()}
 
 
-def bench_training(settings, steps: int) -> dict:
+def bench_training(settings, steps: int, checkpointing: str = "auto") -> dict:
     from engine.models import pick_device
     from engine.training import jobs
     from engine.training.train_lora import train
 
-    opts = jobs.TrainOptions(total_steps=steps, resolution=512, rank=16, checkpoint_every=10**6, seed=0)
+    opts = jobs.TrainOptions(total_steps=steps, resolution=512, rank=16, checkpoint_every=10**6, seed=0,
+                             gradient_checkpointing=checkpointing)
     st = jobs.submit(face_photos(), settings, opts, start=False)
     job = settings.jobs_dir / st["code"]
     spec = json.loads((job / "spec.json").read_text())
@@ -181,6 +182,8 @@ def main(argv=None) -> int:
     ap.add_argument("--steps", type=int, default=30, help="denoising steps per pass (the studio's default)")
     ap.add_argument("--runs", type=int, default=3, help="alternating timed pictures of each kind")
     ap.add_argument("--train-steps", type=int, default=30, help="training steps timed (≥ 10)")
+    ap.add_argument("--checkpointing-off-too", action="store_true",
+                    help="also train with gradient checkpointing off: its speed against its memory")
     args = ap.parse_args(argv)
 
     import torch
@@ -188,6 +191,10 @@ def main(argv=None) -> int:
     gen_r = bench_generation(settings, args.steps, args.runs)
     train_r = bench_training(settings, args.train_steps)
     face_r = bench_face_pass(settings, args.steps, train_r["code"], args.runs)
+    if args.checkpointing_off_too:
+        off = bench_training(settings, args.train_steps, "off")
+        train_r.update(no_ckpt_s_per_step=off["s_per_step"], no_ckpt_peak_gib=off["training_peak_gib"],
+                       no_ckpt_lora_1500_s=off["lora_1500_s"])
     card = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or platform.machine()
     result = {"size": args.size, "card": card, "torch": torch.__version__, "steps": args.steps,
               "models_built_s": built_s, **gen_r, **train_r, **face_r}
@@ -206,6 +213,11 @@ def main(argv=None) -> int:
         ("peak accelerator memory: generation / training",
          f"{gen_r['generation_peak_gib']} / {train_r['training_peak_gib']} GiB"),
     ]
+    if "no_ckpt_s_per_step" in train_r:
+        rows += [("training without gradient checkpointing: seconds per step / peak memory",
+                  f"{train_r['no_ckpt_s_per_step']:.3f} s / {train_r['no_ckpt_peak_gib']} GiB"),
+                 ("checkpointing on / off, seconds per step",
+                  f"{train_r['s_per_step'] / train_r['no_ckpt_s_per_step']:.2f}×")]
     print("| measure | value |\n| --- | --- |")
     for k, v in rows:
         print(f"| {k} | {v} |")

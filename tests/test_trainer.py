@@ -217,3 +217,15 @@ def test_a_non_inpainting_model_is_refused(tmp_path, demo_home):
     UNet2DConditionModel.from_config(cfg).save_pretrained(fake / "unet")
     with pytest.raises(ModelError, match="not an inpainting model"):
         load_components(str(fake))
+
+
+@pytest.mark.parametrize("setting,device,card_gib,expected", [
+    ("auto", "cuda", 6, True),     # the seed's card: those 0.4 GiB decide whether it fits
+    ("auto", "cuda", 80, False),   # a big card: 1.8× faster steps without it
+    ("auto", "cpu", None, False),
+    ("on", "cuda", 80, True), ("off", "cuda", 6, False), ("on", "cpu", None, True),
+])
+def test_gradient_checkpointing_only_where_memory_is_short(setting, device, card_gib, expected):
+    from engine.training.train_lora import use_checkpointing
+    card = None if card_gib is None else card_gib * 2**30
+    assert use_checkpointing(setting, device, card) is expected

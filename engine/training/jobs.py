@@ -111,7 +111,7 @@ class TrainOptions:
     random_masks: int = 3               # random-rectangle masks per photo, besides the face masks
     min_snr_gamma: float = 5.0
     mixed_precision: str = "auto"       # auto (fp16/bf16 on CUDA), no, fp16, bf16
-    gradient_checkpointing: str = "auto"  # auto (on CUDA), on, off
+    gradient_checkpointing: str = "auto"  # auto (on CUDA cards under 8 GiB), on, off
     max_grad_norm: float = 1.0
 
     RANGES = {"total_steps": (1, 1_000_000), "rank": (1, 256), "learning_rate": (1e-7, 1.0),
