@@ -5,8 +5,8 @@ import streamlit as st
 
 from engine import codes, picker
 from engine.catalog import Catalog
-from engine.errors import CartolinaError, InvalidInput, NotFound
-from engine.picture_jobs import FINISHED, picture_queue
+from engine.errors import InvalidInput, NotFound, ServiceUnavailable
+from engine.jobs_backend import FINISHED, picture_backend
 from engine.pose_check import offerable_actions
 from ui.choosing import catalog_version, photo_thumbnail, pose_thumbnail, scene_preview, tiles
 from ui.i18n import N_, _, catalog_text, error_text, word
@@ -25,7 +25,7 @@ POLL_S = 1.0  # only while the visitor's own picture waits or is painted
 cfg = settings()
 cat = catalog()
 ss = st.session_state
-line = picture_queue(cfg)
+line = picture_backend(cfg)
 version, home = catalog_version(), str(cfg.home)
 DEFAULT_STEPS = 8 if cfg.uses_demo_models else 20
 
@@ -97,15 +97,16 @@ def try_another_pose() -> None:
 def cancel(code: str) -> None:
     try:
         line.cancel(code)
-    except NotFound:
-        pass  # forgotten meanwhile (a server restart): the page says so on the rerun
+    except (NotFound, ServiceUnavailable):
+        pass  # forgotten meanwhile (a server restart), or the service away: the rerun says so
 
 
 # --- the visitor's picture: waiting, being painted, or ready --------------------------------------
 
 def show_waiting(s) -> None:
     if s.state == "queued":
-        text = _("Number {n} in line").format(n=s.place_in_line)
+        text = (_("Number {n} in line").format(n=s.place_in_line) if s.place_in_line
+                else _("Waiting for its turn"))  # a worker holds it but has not started it
         if s.eta_s is not None:
             text += " · " + _("about {s} s").format(s=max(1, round(s.eta_s)))
         st.info(text, icon=":material/hourglass_top:")
@@ -128,6 +129,9 @@ def follow_picture(code: str) -> None:
         s = line.status(code)
     except NotFound:
         st.rerun()
+    except ServiceUnavailable as exc:  # said plainly; the next poll tries again
+        st.warning(error_text(exc), icon=":material/cloud_off:")
+        return
     if s.state in FINISHED:
         st.rerun()
     show_waiting(s)
@@ -162,6 +166,9 @@ def current_job():
     except NotFound:
         st.query_params.pop("job", None)
         ss["picture_job"] = ""
+        return None
+    except ServiceUnavailable as exc:  # the picture is not forgotten: a later run finds it again
+        st.warning(error_text(exc), icon=":material/cloud_off:")
         return None
     ss["picture_job"] = code
     return s

@@ -16,7 +16,8 @@ from typing import Callable
 from engine.errors import CartolinaError, Conflict, InvalidInput, NotFound
 
 # Modules that add their own subcommands with `register(subparsers)`.
-_COMMAND_MODULES: list[str] = ["engine.training.cli", "engine.privacy_cli", "engine.supervisor", "engine.models_cli"]
+_COMMAND_MODULES: list[str] = ["engine.training.cli", "engine.privacy_cli", "engine.supervisor", "engine.models_cli",
+                              "engine.worker_cli"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -69,6 +69,12 @@ class Settings:
     # The curators' password; repr=False keeps it out of logs, tracebacks and cache keys.
     curator_password: str = field(default="", repr=False)
     retention_days: int = 30  # LoRAs, jobs and pictures older than this are deleted (engine.retention)
+    # Pictures as Celery tasks on this Redis (engine.celery_backend); empty: the embedded line.
+    # repr=False: a URL may carry Redis's password.
+    broker_url: str = field(default="", repr=False)
+    # Celery backend: seconds after which Redis gives a picture whose worker vanished to another
+    # worker; longer than any picture (a picture is stopped 5 s before it). PACKAGES.md.
+    visibility_timeout_s: int = 3600
     extra: dict = field(default_factory=dict)
 
     # Folders under the data root -------------------------------------------------------
@@ -186,6 +192,20 @@ def _secret(env: dict, name: str) -> str:
                            accepted="a readable UTF-8 file holding the secret") from None
 
 
+BROKER_SCHEMES = ("redis://", "rediss://")
+
+
+def _broker_url(env: dict, name: str = "CARTOLINA_BROKER_URL") -> str:
+    """A Redis URL, or empty. The error names the variable and shows only the scheme, never a
+    password the URL may carry."""
+    raw = (env.get(name) or "").strip()
+    if raw and not (raw.lower().startswith(BROKER_SCHEMES) and len(raw) > len(raw.split("://")[0]) + 3):
+        shown = raw.split("://")[0] + "://…" if "://" in raw else "(not a URL)"
+        raise InvalidInput(name, shown, "redis://host:port/db or rediss://host:port/db",
+                           reason="not a Redis URL")
+    return raw
+
+
 def load_settings(env: dict | None = None) -> Settings:
     """Build settings from an environment mapping (default: `os.environ`)."""
     env = dict(os.environ if env is None else env)
@@ -221,4 +241,6 @@ def load_settings(env: dict | None = None) -> Settings:
         supervise_s=_int(env, "CARTOLINA_SUPERVISE_S", 10, 1, 3600),
         curator_password=_secret(env, "CARTOLINA_CURATOR_PASSWORD"),
         retention_days=_int(env, "CARTOLINA_RETENTION_DAYS", 30, 1, 3650),
+        broker_url=_broker_url(env),
+        visibility_timeout_s=_int(env, "CARTOLINA_VISIBILITY_TIMEOUT_S", 3600, 30, 7 * 86_400),
     )

@@ -12,6 +12,7 @@ the subclasses let them tell a user's mistake from a broken installation::
     ├── CatalogError          the catalog file is unreadable or inconsistent
     ├── ModelError            models are missing or cannot be loaded
     ├── JobError              the training job machinery failed
+    ├── ServiceUnavailable    the picture service (the broker) cannot be reached: try again
     ├── DiskFull              a write failed for lack of space; nothing was left half-written
     └── Cancelled             a run was cancelled through its step callback
 """
@@ -97,6 +98,11 @@ class ModelError(CartolinaError):
 
 class JobError(CartolinaError):
     """The training job machinery failed (spawn, status file, lock)."""
+
+
+class ServiceUnavailable(CartolinaError):
+    """The picture service (Redis, the Celery broker) cannot be reached now; trying again later
+    may work. Nothing was queued."""
 
 
 class DiskFull(CartolinaError):

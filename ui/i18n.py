@@ -22,7 +22,7 @@ from babel import Locale
 
 from engine.catalog import Action, POI, POIImage, record_text
 from engine.config import LOCALES_DIR, available_languages
-from engine.errors import InvalidInput
+from engine.errors import InvalidInput, ServiceUnavailable
 from engine.messages import Msg
 from ui.state import settings
 
@@ -117,5 +117,8 @@ def error_text(exc: Exception) -> str:
         if exc.accepted:
             text += " " + _("Accepted: {accepted}.").format(accepted=word(exc.accepted))
         return text
+    if isinstance(exc, ServiceUnavailable) and exc.args and isinstance(exc.args[0], Msg):
+        text = word(exc.args[0])  # not the visitor's mistake, and worth trying again soon
+        return text[:1].upper() + text[1:] + "."
     log.exception("error shown to a visitor as a generic message", exc_info=exc)
     return _("Something went wrong on our side. Please try again, or ask the staff for help.")
