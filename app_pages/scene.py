@@ -32,10 +32,15 @@ DEFAULT_STEPS = 8 if cfg.uses_demo_models else 20
 
 # --- what the visitor asked for, and sending it -------------------------------------------------
 
+def current_ranking() -> list | None:
+    """The poses ranked for the visitor's words, or None once the words changed since."""
+    return ss.get("scene_ranking") if ss.get("scene_ranked_for") == ss.get("scene_words", "").strip() else None
+
+
 def request_from_choices() -> dict:
     words = ss.get("scene_words", "").strip()
     describe = ss.get("scene_how") == DESCRIBE
-    ranked = describe and ss.get("scene_ranked_for") == words and ss.get("scene_ranking")
+    ranked = describe and current_ranking()
     request = {"poi_name": ss.get("scene_poi"), "poi_image": ss.get("scene_photo"),
                "action_shot_type": ss.get("scene_shot"), "age": ss.get("scene_age"),
                "gender": ss.get("scene_gender"), "other_details": ss.get("scene_details", ""),
@@ -227,7 +232,7 @@ else:
     st.text_input(_("Describe your pose"), key="scene_words", max_chars=300,
                   placeholder=_("e.g. taking a photo of myself"))
     st.button(_("Find poses"), on_click=find_poses, icon=":material/search:")
-    ranking = ss.get("scene_ranking") if ss.get("scene_ranked_for") == ss.get("scene_words", "").strip() else None
+    ranking = current_ranking()
     if ranking:
         scores = {r["action_name"]: r["score"] for r in ranking if r["action_name"] in actions}
         st.caption(_("The best matches for your words, best first. Tap another to use it instead."))
@@ -240,8 +245,7 @@ else:
 field_error("action_name", "action_prompt")
 
 st.subheader(_("3. The distance"))
-describing = ss["scene_how"] == DESCRIBE and not (ss.get("scene_ranking") and
-                                                   ss.get("scene_ranked_for") == ss.get("scene_words", "").strip())
+describing = ss["scene_how"] == DESCRIBE and not current_ranking()
 shots = list(SHOTS) if describing else cat.shot_types(ss["scene_action"])
 if ss["scene_shot"] not in shots:
     ss["scene_shot"] = "MES" if "MES" in shots else shots[0]

@@ -47,6 +47,15 @@ def change_button(label: str, change: Callable[[], object], done: str | Callable
     st.button(label, key=key, on_click=run_change, args=(change, done), **kwargs)
 
 
+def select_record(label: str, records: list, select_key: str):
+    """The record the editor's selectbox points at; a selection renamed or deleted meanwhile
+    (by this curator or another) falls back to the first record."""
+    names = [r.name for r in records]
+    if st.session_state.get(select_key) not in names:
+        st.session_state[select_key] = names[0]
+    return records[names.index(st.selectbox(label, names, key=select_key))]
+
+
 def pick(select_key: str, rec):
     """Put the editor's selectbox on the record a change made or renamed; returns it."""
     st.session_state[select_key] = rec.name

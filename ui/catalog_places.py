@@ -8,7 +8,7 @@ from engine.catalog import DESCRIPTION_MAX, NAME_MAX, POI, Catalog
 from engine.catalog_edit import poi_deletion, poi_image_deletion
 from engine.errors import InvalidInput
 from ui.catalog_forms import (UPLOAD_TYPES, change_button, manage_row, pick, prompt_preview, record_key,
-                              run_change, translation_fields, value)
+                              run_change, select_record, translation_fields, value)
 
 
 def places(cat: Catalog) -> None:
@@ -24,9 +24,7 @@ def places(cat: Catalog) -> None:
         st.info("No places yet.")
         return
     names = [p.name for p in pois]
-    if st.session_state.get("edit_poi") not in names:
-        st.session_state["edit_poi"] = names[0]  # renamed or deleted meanwhile
-    poi = pois[names.index(st.selectbox("Place", names, key="edit_poi"))]
+    poi = select_record("Place", pois, "edit_poi")
     key = record_key("poi", poi.name, poi.version)
     st.text_area("Description", value=poi.description, max_chars=DESCRIPTION_MAX, key=f"{key}:description")
     texts = translation_fields(poi, key)
@@ -59,9 +57,7 @@ def photos(cat: Catalog, poi: POI) -> None:
     if not recs:
         return
     names = [r.name for r in recs]
-    if st.session_state.get("edit_photo") not in names:
-        st.session_state["edit_photo"] = names[0]
-    rec = recs[names.index(st.selectbox("Photo to edit", names, key="edit_photo"))]
+    rec = select_record("Photo to edit", recs, "edit_photo")
     key = record_key(f"photo:{poi.name}", rec.name, rec.version)
     left, right = st.columns([2, 3])
     left.image(str(cat.asset_path(rec.file)), caption=f"{rec.name} · {rec.width}×{rec.height}")

@@ -10,7 +10,7 @@ from engine.catalog_edit import action_deletion, add_action_from_library, placem
 from engine.errors import CartolinaError, InvalidInput
 from engine.pose_check import action_problems
 from ui.catalog_forms import (UPLOAD_TYPES, change_button, manage_row, pick, prompt_preview, record_key,
-                              run_change, translation_fields, value)
+                              run_change, select_record, translation_fields, value)
 from ui.pose_editor import pose_editor
 
 
@@ -28,9 +28,7 @@ def poses_section(cat: Catalog) -> None:
         st.info("No poses yet.")
         return
     names = [a.name for a in actions]
-    if st.session_state.get("edit_action") not in names:
-        st.session_state["edit_action"] = names[0]  # renamed or deleted meanwhile
-    action = actions[names.index(st.selectbox("Pose", names, key="edit_action"))]
+    action = select_record("Pose", actions, "edit_action")
     key = record_key("action", action.name, action.version)
     described = st.text_area("Description", value=action.description, max_chars=DESCRIPTION_MAX,
                              key=f"{key}:description")
