@@ -111,8 +111,36 @@ def new_visitor(browser, width: int = 1280, height: int = 900):
 
 @contextlib.contextmanager
 def browser_page(width: int = 1280, height: int = 900):
+    """One visitor's page; when the test fails inside, what the page showed goes into the
+    failure (its text) and test-artifacts/ (a screenshot), so a CI failure explains itself."""
     with chromium() as browser:
-        yield new_visitor(browser, width, height)
+        page = new_visitor(browser, width, height)
+        try:
+            yield page
+        except Exception as exc:
+            _describe_failure(page, exc)
+            raise
+
+
+def _describe_failure(page, exc: Exception) -> None:
+    with contextlib.suppress(Exception):
+        shot = screenshot(page, f"failed-{os.environ.get('PYTEST_CURRENT_TEST', 'test').split(' ')[0].split('::')[-1]}")
+        exc.add_note(f"screenshot: {shot}")
+    with contextlib.suppress(Exception):
+        text = page.inner_text("body", timeout=5000)
+        exc.add_note(f"the page at {page.url} showed:\n{text[:3000]}")
+
+
+# Streamlit marks its app while a script run is under way; a test waits for this before it
+# works a form, as a person waits for the page to stop changing.
+RUN_ENDED = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def settled(page, shown: str):
+    """Until `shown` (text only the newest run draws) is on the page and that run has ended."""
+    page.get_by_text(shown).first.wait_for()
+    page.locator(RUN_ENDED).wait_for()
+    return page
 
 
 ARTIFACTS = Path(os.environ.get("CARTOLINA_TEST_ARTIFACTS", REPO / "test-artifacts"))

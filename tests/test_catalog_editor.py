@@ -9,7 +9,7 @@ from PIL import Image
 from engine.catalog import Catalog
 from engine.config import load_settings
 from tests.homes import fill_demo_home
-from tests.server import REPO, browser_page, streamlit_server
+from tests.server import REPO, browser_page, settled, streamlit_server
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_curator_adds_a_place_with_a_photo(editor, tmp_path):
     photo.write_bytes(_png_bytes())
     with browser_page() as page:
         page.goto(base + "/catalog")
-        page.get_by_text("Add a place").click()
+        settled(page, "Add a place").get_by_text("Add a place").click()
         page.get_by_label("Name of the place").fill("Colosseo")
         page.get_by_label("Description").first.fill("The Flavian amphitheatre")
         page.get_by_role("button", name="Add place").click()
@@ -60,7 +60,7 @@ def test_a_fake_image_upload_is_refused_and_nothing_changes(editor, tmp_path):
     before = _cat(home).summary()
     with browser_page() as page:
         page.goto(base + "/catalog")
-        page.get_by_text("Add a photo").wait_for()
+        settled(page, "Add a photo")
         page.get_by_label("Photo name").fill("Fake")
         page.locator("input[type=file]").first.set_input_files(str(fake))
         page.get_by_role("button", name="Add photo").click()
@@ -84,8 +84,8 @@ def test_curator_adds_a_pose_and_moves_it(editor):
     base, home = editor
     with browser_page() as page:
         page.goto(base + "/catalog")
-        page.get_by_text("Poses (actions)").click()
-        page.get_by_text("Add a pose").click()
+        settled(page, "Add a place").get_by_text("Poses (actions)").click()
+        settled(page, "Add a pose").get_by_text("Add a pose").click()
         page.get_by_label("Name of the pose").fill("greeting")
         page.get_by_role("button", name="Add pose").click()
         page.get_by_text("Added the pose greeting.").wait_for()

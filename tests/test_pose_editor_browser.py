@@ -16,7 +16,7 @@ from engine.catalog import Catalog
 from engine.config import load_settings
 from engine.poses import KEYPOINT_NAMES
 from tests.homes import fill_demo_home
-from tests.server import browser_page, screenshot, streamlit_server
+from tests.server import RUN_ENDED, browser_page, screenshot, settled, streamlit_server
 
 K = {n: i for i, n in enumerate(KEYPOINT_NAMES)}
 PICTURE = 'iframe[title="streamlit_image_coordinates.streamlit_image_coordinates"]'
@@ -39,9 +39,6 @@ RESULT_CHANGED = """old => {
     .map(e => e.querySelector("img") && e.querySelector("img").src);
   return imgs.length === 1 && imgs[0] && imgs[0] !== old ? imgs[0] : null;
 }"""
-
-RUN_ENDED = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
 
 @pytest.fixture
 def studio(tmp_path, demo_models_root, demo_catalog_root):
@@ -75,8 +72,8 @@ def test_curator_builds_a_pose_by_moving_two_joints_and_cuts_its_mask(studio):
     base, home = studio
     with browser_page(1280, 1000) as page:
         page.goto(base + "/catalog")
-        page.get_by_text("Poses (actions)").click()
-        page.get_by_text("Add a pose").click()
+        settled(page, "Add a place").get_by_text("Poses (actions)").click()
+        settled(page, "Add a pose").get_by_text("Add a pose").click()
         page.get_by_label("Name of the pose").fill("leaning")
         page.get_by_role("button", name="Add pose").click()
         page.get_by_text("Added the pose leaning.").wait_for()
