@@ -6,7 +6,7 @@ import streamlit as st
 from engine import codes, picker
 from engine.catalog import Catalog
 from engine.errors import InvalidInput, NotFound, ServiceUnavailable
-from engine.jobs_backend import FINISHED, picture_backend
+from engine.backends import FINISHED, picture_backend
 from engine.pose_check import offerable_actions
 from ui.choosing import catalog_version, photo_thumbnail, pose_thumbnail, scene_preview, tiles
 from ui.i18n import N_, _, catalog_text, error_text, word

@@ -17,7 +17,7 @@ from engine.errors import CartolinaError, Conflict, InvalidInput, NotFound
 
 # Modules that add their own subcommands with `register(subparsers)`.
 _COMMAND_MODULES: list[str] = ["engine.training.cli", "engine.privacy_cli", "engine.supervisor", "engine.models_cli",
-                              "engine.worker_cli"]
+                              "engine.backends.worker_cli"]
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -69,7 +69,7 @@ class Settings:
     # The curators' password; repr=False keeps it out of logs, tracebacks and cache keys.
     curator_password: str = field(default="", repr=False)
     retention_days: int = 30  # LoRAs, jobs and pictures older than this are deleted (engine.retention)
-    # Pictures as Celery tasks on this Redis (engine.celery_backend); empty: the embedded line.
+    # Pictures as Celery tasks on this Redis (engine.backends.celery_pictures); empty: the embedded line.
     # repr=False: a URL may carry Redis's password.
     broker_url: str = field(default="", repr=False)
     # Celery backend: seconds after which Redis gives a picture whose worker vanished to another

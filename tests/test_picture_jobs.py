@@ -4,7 +4,7 @@ picture "being made" for as long as they look at the line, so nothing depends on
 
 import pytest
 
-from engine import picture_jobs
+from engine.backends import embedded_pictures as picture_jobs
 from engine.config import load_settings
 from engine.errors import InvalidInput, NotFound
 from engine.generate import read_output_meta

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.config import load_settings
-from engine.picture_jobs import picture_queue
+from engine.backends.embedded_pictures import picture_queue
 from tests.lines import REQUEST, painting_blocked, until
 
 PAGE = str(Path(__file__).resolve().parent.parent / "app_pages" / "scene.py")

@@ -26,7 +26,7 @@ def register(sub) -> None:
 
 
 def _cmd_worker(args) -> int:
-    from engine.celery_app import QUEUES, celery_app
+    from engine.backends.celery_app import QUEUES, celery_app
     from engine.config import load_settings
     settings = load_settings()
     if not settings.broker_url:

@@ -1,5 +1,5 @@
 """The Celery application and the picture task, for `python -m engine worker` and the Celery
-backend's client (engine.celery_backend).
+backend's client (engine.backends.celery_pictures).
 
 Delivery (PACKAGES.md, "Celery 5.7 with Debian's redis-server 7.0"): tasks are acknowledged
 late and re-queued when their worker dies (`task_acks_late`, `task_reject_on_worker_lost`),

@@ -1,5 +1,5 @@
 """Pictures as Celery tasks on Redis: the same interface as the embedded line
-(engine.picture_jobs), for kiosks that share GPU workers (`python -m engine worker`).
+(engine.backends.embedded_pictures), for kiosks that share GPU workers (`python -m engine worker`).
 
 What each call does, in Redis terms:
 - submit: the request is checked here (a wrong field is reported at once), a fresh code is
@@ -30,12 +30,12 @@ from kombu.exceptions import OperationalError
 
 from engine import codes
 from engine.catalog import Catalog
-from engine.celery_app import GENERATE_TASK, KEEP_S, cancel_key, celery_app, job_key, task_id
+from engine.backends.celery_app import GENERATE_TASK, KEEP_S, cancel_key, celery_app, job_key, task_id
 from engine.config import Settings
 from engine.errors import Cancelled, JobError, NotFound, ServiceUnavailable
 from engine.generate import FACE_STRENGTH, Request, Result, check_request, lora_folder
 from engine.messages import Msg
-from engine.picture_jobs import FINISHED, PictureStatus
+from engine.backends.embedded_pictures import FINISHED, PictureStatus
 
 __all__ = ["CeleryPictures", "celery_pictures", "UNREACHABLE"]
 

@@ -8,12 +8,12 @@ import time
 import psutil
 import pytest
 
-from engine.celery_backend import CeleryPictures
+from engine.backends.celery_pictures import CeleryPictures
 from engine.config import load_settings
 from engine.errors import InvalidInput, ServiceUnavailable
 from engine.generate import read_output_meta
-from engine.jobs_backend import picture_backend
-from engine.picture_jobs import PictureQueue
+from engine.backends import picture_backend
+from engine.backends.embedded_pictures import PictureQueue
 from tests.celery_parts import RedisServer, Workers, _until
 from tests.lines import REQUEST
 
