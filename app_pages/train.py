@@ -10,6 +10,7 @@ is the only one a visitor sees and the only one sent to the training.
 import streamlit as st
 
 from engine import codes
+from engine.backends import training_backend
 from engine.errors import Conflict, InvalidInput, NotFound, PhotoCheckFailed
 from engine.training import jobs
 from engine.training.photos import PhotoRules, photo_problem, preview
@@ -18,6 +19,7 @@ from ui.i18n import _, error_text, word
 from ui.state import settings
 
 cfg = settings()
+trainings = training_backend(cfg)  # on this machine, or Celery workers: the page does not know
 RULES = PhotoRules.from_settings(cfg)
 # Photos kept at once, good and bad: a kiosk session must not grow without bound.
 KEPT = 2 * cfg.photos_max
@@ -105,7 +107,7 @@ def show_photos(photos: tuple) -> list[dict]:
 def start_training(good: list[dict]) -> None:
     try:
         with st.spinner(_("Checking your photos…")):
-            started = jobs.submit([p["data"] for p in good], cfg)
+            started = trainings.submit([p["data"] for p in good])
     except PhotoCheckFailed as exc:
         # Submit checks the set again by the same rules; should it disagree, its verdicts win
         # and are shown where the others are, beside each photo.
@@ -148,7 +150,7 @@ def show_progress(code: str, s: dict) -> None:
     if eta:
         text += _(" · about {min} min {s} s left").format(min=int(eta // 60), s=int(eta % 60))
     st.progress(min(1.0, step / total), text=text)
-    history = jobs.loss_history(cfg, code)
+    history = trainings.loss_history(code)
     if history:
         st.caption(_("How far the model still is from your photos (lower is better)"))
         st.line_chart({"step": [p[0] for p in history], "loss": [p[1] for p in history]},
@@ -172,7 +174,7 @@ def show_status(code: str, s: dict) -> None:
         st.error(_("This training failed. Your photos were deleted; please start again."))
     if state not in jobs.ENDED and st.button(_("Cancel this training"), key=f"cancel-{code}"):
         try:
-            jobs.cancel(cfg, code)  # returns once the trainer is gone
+            trainings.cancel(code)  # returns once the trainer is gone
         except Conflict:
             pass  # it finished meanwhile: the rerun shows how
         st.rerun()
@@ -184,7 +186,7 @@ def follow_live(code: str) -> None:
     nothing). Drawn only while the job is active: once it ends, a full rerun draws the final
     state without this fragment, so a page left open on a finished job sends nothing."""
     try:
-        s = jobs.status(cfg, code)
+        s = trainings.status(code)
         if s["state"] in jobs.ENDED:
             st.rerun()
         show_status(code, s)
@@ -201,7 +203,7 @@ def follow_code(text: str) -> None:
         st.error(_("A code is 8 digits, e.g. 04718263."))
         return
     try:
-        current = jobs.status(cfg, code)
+        current = trainings.status(code)
     except NotFound:
         st.warning(_("No training with code {code}.").format(code=code))
         return

@@ -129,22 +129,37 @@ def _cmd_catalog_archive(args) -> int:
 # --- generate / pick -------------------------------------------------------------------------
 
 def _cmd_generate(args) -> int:
-    from engine.generate import generate
+    """Through the same picture line as the pages (this process's, or Celery workers'): the
+    picture waits its turn behind the visitors', and Ctrl-C takes it out of the line."""
+    from engine.backends import picture_backend
     settings = _settings()
     request = {"poi_name": args.poi, "poi_image": args.poi_image, "action_name": args.action,
                "action_shot_type": args.shot, "age": args.age, "gender": args.gender,
                "other_details": args.details, "selected_lora": args.lora,
                "dynamic_action_selection": args.dynamic, "action_prompt": args.action_prompt,
                "seed": args.seed, "steps": args.steps, "guidance": args.guidance}
-
-    def progress(p):
-        if not args.json and sys.stderr.isatty():
-            print(f"\r{p.stage} pass {p.step}/{p.stage_steps}  ({p.done}/{p.total})", end="",
-                  file=sys.stderr, flush=True)
-
-    result = generate(request, settings, on_progress=progress)
-    if not args.json and sys.stderr.isatty():
+    line = picture_backend(settings)
+    code = line.submit(request)
+    live = not args.json and sys.stderr.isatty()
+    try:
+        while True:
+            try:
+                done = line.wait(code, timeout=0.5)
+                break
+            except TimeoutError:
+                s = line.status(code)
+                if live:
+                    where = (f"number {s.place_in_line} in line" if s.state == "queued" else
+                             f"{s.stage} {s.step}/{s.total_steps}")
+                    print(f"\rpicture {code}: {where}   ", end="", file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        line.cancel(code)
+        raise
+    if live:
         print(file=sys.stderr)
+    if done.state != "succeeded":
+        raise done.error
+    result = done.result
     emit(args, result.to_dict(), lambda: (
         f"code {result.code}: {result.path}\naction: {result.action_name}\n{result.face_pass_note}\n"
         f"prompt: {result.prompt}\nseed {result.seed}, {result.steps} steps, "

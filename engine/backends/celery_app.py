@@ -17,17 +17,25 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import threading
+import time
 
 from celery import Celery, signals
 
 from engine.config import Settings, load_settings
 
-__all__ = ["QUEUES", "GENERATE_TASK", "celery_app", "task_id", "cancel_key", "done_key", "job_key"]
+__all__ = ["QUEUES", "GENERATE_TASK", "TRAIN_TASK", "celery_app", "task_id", "training_task_id",
+           "cancel_key", "done_key", "job_key"]
 
 QUEUES = ("generate", "train")
 GENERATE_TASK = "cartolina.generate"
+TRAIN_TASK = "cartolina.train"
 KEEP_S = 7 * 24 * 3600        # a picture's job record and result stay readable this long
+TRAIN_LIMIT_S = 24 * 3600     # a training's hard limit; the pictures' is below the visibility timeout
+WATCH_S = 0.5                 # the train task: between looks at its trainer and the cancel request
+QUEUES_ENV = "CARTOLINA_WORKER_QUEUES"  # set by `python -m engine worker` for its pool processes
 
 log = logging.getLogger("cartolina.worker")
 
@@ -38,6 +46,10 @@ _apps_lock = threading.Lock()
 def task_id(code: str) -> str:
     """Every kiosk finds a picture's task from its code alone."""
     return f"cartolina-picture-{code}"
+
+
+def training_task_id(code: str) -> str:
+    return f"cartolina-training-{code}"
 
 
 def job_key(code: str) -> str:
@@ -73,7 +85,7 @@ def _make_app(broker_url: str, vt: int) -> Celery:
         task_track_started=True,
         task_time_limit=max(5, vt - 5),
         task_serializer="json", result_serializer="json", accept_content=["json"],
-        task_routes={GENERATE_TASK: {"queue": "generate"}},
+        task_routes={GENERATE_TASK: {"queue": "generate"}, TRAIN_TASK: {"queue": "train"}},
         task_default_queue="generate",
         result_expires=KEEP_S,
         broker_transport_options={"visibility_timeout": vt, "unacked_restore_interval": 1,
@@ -90,6 +102,7 @@ def _make_app(broker_url: str, vt: int) -> Celery:
         worker_proc_alive_timeout=300,  # a pool process loads the pipelines before it says "up"
     )
     app.task(name=GENERATE_TASK, bind=True)(_generate_task)
+    app.task(name=TRAIN_TASK, bind=True, time_limit=TRAIN_LIMIT_S)(_train_task)
     return app
 
 
@@ -108,7 +121,10 @@ def worker_settings() -> Settings:
 
 @signals.worker_process_init.connect
 def _load_pipelines_once(**_):
-    """Each pool process loads the pipelines once, at start-up, not per task."""
+    """Each pool process of a worker that paints loads the pipelines once, at start-up, not
+    per task; a worker only for `train` leaves the GPU's memory to its trainers."""
+    if "generate" not in os.environ.get(QUEUES_ENV, "generate").split(","):
+        return
     from engine.models import get_pipelines
     get_pipelines(worker_settings())
 
@@ -158,3 +174,87 @@ def _generate_task(self, code: str, request: dict) -> dict:
         out["face_pass_note_msg"] = {"template": note.template, "params": note.params}
     redis.set(done_key(code), json.dumps(out), ex=KEEP_S)
     return out
+
+
+# --- training ------------------------------------------------------------------------------------
+
+def _train_task(self, code: str) -> dict:
+    """Run the trainer of job `code` (its folder on the shared data root) until the job ends.
+
+    The job folder is the record: this task starts the trainer as the file protocol does
+    (engine.training.jobs) and watches it. A delivery that finds the job `running` is a
+    re-delivery: if that trainer still beats (a re-delivery after the visibility timeout, or
+    a second copy), it follows the job to its end; once it is dead or silent past the grace,
+    it resumes the job from its last checkpoint, at most `MAX_ATTEMPTS` starts in all, counted
+    in the job's status, so a crash that repeats ends as `failed` instead of looping.
+    """
+    from engine import codes
+    from engine.training import jobs
+
+    code = codes.check_code(code, "code")
+    settings = worker_settings()
+    job = jobs.job_dir(settings, code)
+    host = socket.gethostname()
+    while True:
+        with jobs.queue_lock(settings):
+            st = jobs._raw_status(job) if job.is_dir() else None
+            if st is None:
+                return {"outcome": "gone"}  # forgotten meanwhile, or its files are damaged
+            if st.get("state") in jobs.FINISHED:
+                return {"outcome": st["state"]}
+            if jobs.cancel_requested(job):
+                jobs.finish(job, st, "cancelled", "cancelled")
+                return {"outcome": "cancelled"}
+            if st.get("state") == "running":
+                if _trainer_beats(st, host, settings):
+                    proc = None  # another worker's (or an earlier copy's): follow it
+                elif jobs.settle_dead(settings, job, st, _why_dead(st, host)) != "queued":
+                    return {"outcome": jobs._raw_status(job).get("state")}
+                else:
+                    st = jobs._raw_status(job)
+            if st.get("state") == "queued":
+                proc = jobs.spawn_trainer(settings, job, die_with_parent=True)
+                attempt = int(st.get("attempt") or 0) + 1
+                now = time.time()
+                jobs.write_status(job, dict(st, state="running", pid=proc.pid, pid_started_at=jobs._pid_started(proc.pid),
+                                            host=host, worker=self.request.hostname, heartbeat_at=now,
+                                            started_at=st.get("started_at") or now, attempt=attempt))
+                jobs._log(job, f"trainer started by worker {self.request.hostname}, pid {proc.pid}, attempt {attempt}")
+        _watch(self, settings, job, proc)
+
+
+def _trainer_beats(st: dict, host: str, settings: Settings) -> bool:
+    from engine.training import jobs
+    if st.get("host") == host and not jobs.pid_alive(st.get("pid"), st.get("pid_started_at")):
+        return False  # on this machine the pid tells at once
+    beat = st.get("heartbeat_at") or st.get("started_at") or 0
+    return time.time() - float(beat) <= float(settings.heartbeat_grace_s)
+
+
+def _why_dead(st: dict, host: str) -> str:
+    if st.get("host") == host:
+        return f"trainer pid {st.get('pid')} ended without a final status"
+    return f"no heartbeat from the trainer on {st.get('host') or 'another machine'}"
+
+
+def _watch(task, settings: Settings, job, proc) -> None:
+    """Until our trainer exits (or, following another's, until the job's status changes hands):
+    report its progress as task state, and pass on a cancel request as SIGTERM."""
+    from engine.training import jobs
+    signalled_at = None
+    while True:
+        st = jobs._raw_status(job) or {}
+        if proc is None:
+            if st.get("state") != "running" or not _trainer_beats(st, socket.gethostname(), settings):
+                return  # ended, or silent: the loop above settles it
+        elif proc.poll() is not None:
+            return
+        task.update_state(state="PROGRESS", meta={"step": st.get("step") or 0,
+                                                  "total": st.get("total_steps") or 0, "stage": "training"})
+        if proc is not None and jobs.cancel_requested(job):
+            if signalled_at is None:
+                proc.terminate()  # the trainer writes `cancelled` and exits
+                signalled_at = time.monotonic()
+            elif time.monotonic() - signalled_at > jobs.CANCEL_GRACE_S:
+                proc.kill()
+        time.sleep(WATCH_S)

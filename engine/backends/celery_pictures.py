@@ -19,6 +19,7 @@ If Redis cannot be reached, every call raises ServiceUnavailable within a few se
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -37,7 +38,7 @@ from engine.generate import FACE_STRENGTH, Request, Result, check_request, lora_
 from engine.messages import Msg
 from engine.backends.embedded_pictures import FINISHED, PictureStatus
 
-__all__ = ["CeleryPictures", "celery_pictures", "UNREACHABLE"]
+__all__ = ["CeleryPictures", "celery_pictures", "UNREACHABLE", "reachable"]
 
 UNREACHABLE = Msg("the picture service is not reachable, try again")
 QUEUE = "generate"
@@ -62,7 +63,7 @@ class CeleryPictures:
         request = check_request(raw, Catalog.open(self.settings))
         planned = self._estimate_steps(request)
         record = json.dumps({"request": asdict(request), "planned_steps": planned, "submitted_at": time.time()})
-        with self._reachable():
+        with reachable():
             code = codes.new_code(lambda c: (self.settings.outputs_dir / f"{c}.png").exists()
                                   or not self.redis.set(job_key(c), record, nx=True, ex=KEEP_S))
             try:
@@ -75,12 +76,12 @@ class CeleryPictures:
 
     def status(self, code: str) -> PictureStatus:
         code = codes.check_code(code, "code")
-        with self._reachable():
+        with reachable():
             return self._status(code, self._record(code))
 
     def cancel(self, code: str) -> PictureStatus:
         code = codes.check_code(code, "code")
-        with self._reachable():
+        with reachable():
             record = self._record(code)
             s = self._status(code, record)
             if s.state in FINISHED:
@@ -104,18 +105,6 @@ class CeleryPictures:
             time.sleep(POLL_S)
 
     # --- reading Redis -------------------------------------------------------------------------
-
-    class _Reachable:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, kind, exc, tb):
-            if exc is not None and isinstance(exc, _REDIS_ERRORS):
-                raise ServiceUnavailable(UNREACHABLE) from exc
-            return False
-
-    def _reachable(self):
-        return self._Reachable()
 
     def _record(self, code: str) -> dict:
         raw = self.redis.get(job_key(code))
@@ -183,6 +172,15 @@ class CeleryPictures:
             place, position = self._place(code)
         return PictureStatus(code, new_state, place, position, stage, step, total, None, request,
                              outcome, error)
+
+
+@contextlib.contextmanager
+def reachable(message: Msg = UNREACHABLE):
+    """Redis or the broker not answering becomes ServiceUnavailable, which pages word plainly."""
+    try:
+        yield
+    except _REDIS_ERRORS as exc:
+        raise ServiceUnavailable(message) from exc
 
 
 def _message_id(raw: str) -> str | None:

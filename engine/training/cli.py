@@ -2,6 +2,7 @@
 
 `train` checks the photos and queues the job, printing its code at once (like the kiosk);
 `--wait` follows it to the end. Bad photos exit with 2 and one line per photo to retake.
+The trainings run on this machine, or on Celery workers when CARTOLINA_BROKER_URL is set.
 Every command settles the queue first (see `jobs.reconcile`), so running `jobs` after a
 crash or a reboot is enough to resume or fail what was left behind.
 """
@@ -12,6 +13,7 @@ import argparse
 import sys
 import time
 
+from engine.backends import training_backend
 from engine.training import jobs
 
 __all__ = ["register"]
@@ -81,7 +83,8 @@ def _cmd_train(args) -> int:
                    if getattr(args, flag) is not None})
     if args.trigger is not None:
         fields["trigger_words"] = args.trigger
-    st = jobs.submit(args.photos, settings, jobs.TrainOptions(**fields))
+    trainings = training_backend(settings)
+    st = trainings.submit(args.photos, jobs.TrainOptions(**fields))
     if not args.wait:
         emit(args, st, lambda: f"code {st['code']}\nstate {st['state']}" +
              (f" (place {st['queue_position']} in the queue)" if st.get("queue_position") else ""))
@@ -94,7 +97,7 @@ def _cmd_train(args) -> int:
         if not args.json:
             print(f"  {_line(now)}", file=sys.stderr, flush=True)
 
-    final = jobs.wait(settings, st["code"], on_status=progress)
+    final = trainings.wait(st["code"], on_status=progress)
     final["elapsed_s"] = round(time.monotonic() - started, 1)
     emit(args, final, lambda: f"state {final['state']}" +
          (f"\nLoRA in {settings.loras_dir / final['code']}" if final["state"] == "succeeded" else "") +
@@ -104,21 +107,21 @@ def _cmd_train(args) -> int:
 
 def _cmd_jobs(args) -> int:
     from engine.cli import EXIT_OK, emit
-    listed = jobs.list_jobs(_settings())
+    listed = training_backend(_settings()).list()
     emit(args, listed, lambda: "\n".join(_line(st) for st in listed) or "no training jobs")
     return EXIT_OK
 
 
 def _cmd_job(args) -> int:
     from engine.cli import EXIT_OK, emit
-    st = jobs.status(_settings(), args.code)
+    st = training_backend(_settings()).status(args.code)
     emit(args, st, lambda: _line(st))
     return EXIT_OK
 
 
 def _cmd_cancel(args) -> int:
     from engine.cli import EXIT_OK, emit
-    st = jobs.cancel(_settings(), args.code)
+    st = training_backend(_settings()).cancel(args.code)
     emit(args, st, lambda: _line(st))
     return EXIT_OK
 

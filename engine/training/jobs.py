@@ -65,6 +65,7 @@ from engine.errors import Conflict, InvalidInput, JobError, ModelError, NotFound
 from engine.prompts import DEFAULT_TRIGGER  # the face pass and the trainer must agree
 
 __all__ = ["STATES", "FINISHED", "BROKEN", "ENDED", "TrainOptions", "submit", "cancel", "reconcile",
+           "spawn_trainer", "trainers_start_here", "settle_dead", "finish", "MAX_ATTEMPTS",
            "status", "read_status", "list_jobs", "wait", "job_dir", "queue_lock", "log_tail",
            "heartbeat_interval", "StatusWriter", "write_status", "cleanup_job", "pid_alive",
            "latest_checkpoint", "checkpoints", "cancel_requested", "LossLog", "loss_history"]
@@ -357,19 +358,42 @@ def _trainer_env(settings: Settings) -> dict:
     return env
 
 
-def _spawn(settings: Settings, job: Path) -> int:
-    """Start the trainer detached: own session and process group, output to the log.
+def spawn_trainer(settings: Settings, job: Path, *, die_with_parent: bool = False) -> subprocess.Popen:
+    """Start the trainer on `job`: own session and process group, output to the job's log.
 
-    The launcher does not wait for it; a daemon thread reaps it if it ends while the
-    launcher still lives (no zombie), and if the launcher ends first, init adopts it.
+    `die_with_parent`: the trainer gets SIGTERM when the process that started it dies (Linux
+    `PR_SET_PDEATHSIG`). A Celery worker's task starts it so: if the worker is killed, its
+    trainer stops too (saving a checkpoint), and the re-delivered task resumes the job on
+    another worker instead of racing a trainer nobody watches.
     """
     with open(job / LOG, "ab") as log:
-        proc = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-m", "engine.training.train_lora", "--job", str(job)],
             cwd=str(REPO_ROOT), env=_trainer_env(settings), stdin=subprocess.DEVNULL,
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+            preexec_fn=_term_with_parent if die_with_parent else None)
+
+
+def _term_with_parent() -> None:
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _spawn(settings: Settings, job: Path) -> int:
+    """Start the trainer detached; the launcher does not wait for it. A daemon thread reaps
+    it if it ends while the launcher still lives (no zombie); if the launcher ends first,
+    init adopts it."""
+    proc = spawn_trainer(settings, job)
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     return proc.pid
+
+
+def trainers_start_here(settings: Settings) -> bool:
+    """With a broker (`CARTOLINA_BROKER_URL`), Celery workers start and watch the trainers,
+    perhaps on other machines, where a pid means nothing: then `reconcile` only tidies files,
+    and a cancel is a request the worker acts on."""
+    return not settings.broker_url
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -551,18 +575,18 @@ def submit(photos: Sequence, settings: Settings, options: TrainOptions | None = 
 
 # --- reconcile -----------------------------------------------------------------------------------
 
-def _finish(job: Path, st: dict, state: str, error: str | None) -> dict:
+def finish(job: Path, st: dict, state: str, error: str | None) -> dict:
     st = dict(st, state=state, error=error, eta_s=None, finished_at=_now(), pid=None)
     write_status(job, st)
     cleanup_job(job)
     return st
 
 
-def _settle_dead(settings: Settings, job: Path, st: dict, why: str) -> str:
+def settle_dead(settings: Settings, job: Path, st: dict, why: str) -> str:
     """A trainer is gone without a final word: cancel, resume, or fail. Returns the new state."""
     if cancel_requested(job):
         _log(job, f"{why}; the job was being cancelled")
-        _finish(job, st, "cancelled", "cancelled")
+        finish(job, st, "cancelled", "cancelled")
         return "cancelled"
     ckpt = latest_checkpoint(job)
     attempt = int(st.get("attempt") or 1)
@@ -576,7 +600,7 @@ def _settle_dead(settings: Settings, job: Path, st: dict, why: str) -> str:
         reason += "; no checkpoint to resume from"
     _log(job, f"{reason}; the job has failed")
     tail = log_tail(job)
-    _finish(job, st, "failed", reason + ("\n--- end of log.txt ---\n" + tail if tail else ""))
+    finish(job, st, "failed", reason + ("\n--- end of log.txt ---\n" + tail if tail else ""))
     return "failed"
 
 
@@ -597,14 +621,14 @@ def reconcile(settings: Settings) -> dict:
             shutil.rmtree(stage, ignore_errors=True)
             report["discarded"].append(stage.name)
         rows = _load_all(settings)
+        for job, _spec, st in rows:
+            if st.get("state") in FINISHED and ((job / PHOTOS).exists() or checkpoints(job)):
+                cleanup_job(job)  # a trainer died while cleaning up
+        if not trainers_start_here(settings):
+            return report
         running = 0
         for job, _spec, st in rows:
-            state = st.get("state")
-            if state in FINISHED:
-                if (job / PHOTOS).exists() or checkpoints(job):
-                    cleanup_job(job)  # a trainer died while cleaning up
-                continue
-            if state != "running":
+            if st.get("state") != "running":
                 continue
             pid, started = st.get("pid"), st.get("pid_started_at")
             beat = st.get("heartbeat_at") or st.get("started_at") or 0
@@ -622,7 +646,7 @@ def reconcile(settings: Settings) -> dict:
                     continue
             else:
                 why = f"trainer pid {pid} ended without a final status"
-            new = _settle_dead(settings, job, st, why)
+            new = settle_dead(settings, job, st, why)
             report[{"queued": "resumed"}.get(new, new)].append(job.name)
         for job, _spec, _st in _load_all(settings):
             st = _read_job(job)[1]
@@ -631,13 +655,13 @@ def reconcile(settings: Settings) -> dict:
             if not st or st.get("state") != "queued":
                 continue
             if cancel_requested(job):
-                _finish(job, st, "cancelled", "cancelled while queued")
+                finish(job, st, "cancelled", "cancelled while queued")
                 report["cancelled"].append(job.name)
                 continue
             try:
                 pid = _spawn(settings, job)
             except OSError as exc:
-                _finish(job, st, "failed", f"cannot start the trainer: {exc}")
+                finish(job, st, "failed", f"cannot start the trainer: {exc}")
                 report["failed"].append(job.name)
                 continue
             now = _now()
@@ -674,13 +698,23 @@ def cancel(settings: Settings, code: str, grace_s: float = CANCEL_GRACE_S) -> di
         (job / CANCEL_REQUEST).touch()
         if st.get("state") == "queued":
             _log(job, "cancelled while queued")
-            _finish(job, st, "cancelled", "cancelled while queued")
+            finish(job, st, "cancelled", "cancelled while queued")
+            pid = started = None
+        elif not trainers_start_here(settings):
+            _log(job, "cancel requested: the worker running the trainer stops it")
             pid = started = None
         else:
             pid, started = st.get("pid"), st.get("pid_started_at")
             _log(job, f"cancel requested: SIGTERM to the process group of pid {pid}")
             if pid_alive(pid, started):
                 _kill_group(pid, signal.SIGTERM)
+    if not trainers_start_here(settings):
+        # The trainer is a worker's child, perhaps on another machine: the worker sees the
+        # request at its next look and stops it, which writes `cancelled`. Wait for that.
+        deadline = time.monotonic() + grace_s + 2 * float(settings.heartbeat_grace_s)
+        while time.monotonic() < deadline and (_raw_status(job) or {}).get("state") not in FINISHED:
+            time.sleep(0.1)
+        return read_status(settings, code)
     if pid:
         # The trainer writes `cancelled`, cleans up, starts the next job and exits: wait for
         # the exit, not just the status, so "cancelled" also means "the process is gone".
@@ -692,7 +726,7 @@ def cancel(settings: Settings, code: str, grace_s: float = CANCEL_GRACE_S) -> di
         with queue_lock(settings):
             st = _raw_status(job) or {}
             if st.get("state") not in FINISHED:
-                _finish(job, st, "cancelled", "cancelled")
+                finish(job, st, "cancelled", "cancelled")
     reconcile(settings)
     return read_status(settings, code)
 

@@ -1,0 +1,76 @@
+"""Trainings as Celery tasks on Redis: the job folder on the shared data root stays the one
+record of a training (engine.training.jobs); Celery only decides which worker runs it.
+
+- submit: the photos are checked and the job folder written here, `queued`, exactly as on one
+  machine; then the task `cartolina.train(code)` goes to the `train` queue with the task id
+  `cartolina-training-<code>`. If Redis cannot take it, the job is withdrawn (its photos
+  deleted) and ServiceUnavailable raised: the visitor still has the photos on the page.
+- status, wait, list, loss history: read from the job folder, as on one machine; the place in
+  the queue counts the queued jobs ahead, which the `train` queue serves in the same order.
+- cancel: a queued job is cancelled in its folder (its task, when delivered, finds it ended);
+  a running one gets a cancel request that the worker running its trainer acts on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from typing import Sequence
+
+import redis as redis_lib
+
+from engine.backends.celery_app import TRAIN_TASK, celery_app, training_task_id
+from engine.backends.celery_pictures import reachable
+from engine.backends.embedded_training import TrainingJobs
+from engine.config import Settings
+from engine.errors import ServiceUnavailable
+from engine.messages import Msg
+from engine.training import jobs
+
+__all__ = ["CeleryTraining", "celery_training", "QUEUE", "UNREACHABLE"]
+
+QUEUE = "train"
+UNREACHABLE = Msg("the training service is not reachable, try again")
+
+
+class CeleryTraining(TrainingJobs):
+    def __init__(self, settings: Settings):
+        super().__init__(settings)
+        self.app = celery_app(settings)
+        self.redis = redis_lib.Redis.from_url(settings.broker_url, socket_connect_timeout=2,
+                                              socket_timeout=5, decode_responses=True)
+
+    def submit(self, photos: Sequence, options: jobs.TrainOptions | None = None) -> dict:
+        with reachable(UNREACHABLE):
+            self.redis.ping()  # before the photos are checked and written: fail fast, lose nothing
+        st = jobs.submit(photos, self.settings, options, start=False)
+        code = st["code"]
+        try:
+            with reachable(UNREACHABLE):
+                self.app.send_task(TRAIN_TASK, args=(code,), task_id=training_task_id(code),
+                                   queue=QUEUE, retry=True)
+        except ServiceUnavailable:
+            job = jobs.job_dir(self.settings, code)
+            with jobs.queue_lock(self.settings):
+                jobs.finish(job, st, "failed", "the training service was not reachable")
+            raise
+        return jobs.read_status(self.settings, code)
+
+    def cancel(self, code: str) -> dict:
+        st = jobs.cancel(self.settings, code)
+        with contextlib.suppress(Exception):  # tidy only: a delivered task finds the job ended anyway
+            self.app.control.revoke(training_task_id(code))
+        return st
+
+
+_backends: dict[str, CeleryTraining] = {}
+_lock = threading.Lock()
+
+
+def celery_training(settings: Settings) -> CeleryTraining:
+    key = repr(settings) + settings.broker_url
+    with _lock:
+        if key not in _backends:
+            _backends[key] = CeleryTraining(settings)
+        return _backends[key]
+
