@@ -81,6 +81,23 @@ def test_four_pictures_at_once_are_served_in_order_with_their_places(site):
     assert made == sorted(made)
 
 
+def test_the_eta_comes_from_the_workers_measured_speed(site):
+    settings, _, workers = site
+    line = picture_backend(settings)
+    first = line.submit(dict(REQUEST, steps=4))
+    assert line.status(first).eta_s is None  # nothing timed yet: no figure is better than a guess
+    workers.start("one")
+    assert line.wait(first, timeout=300).state == "succeeded"
+    control = line.app.control
+    assert control.cancel_consumer("generate", destination=["one@test"], reply=True, timeout=10)
+    second, third = line.submit(dict(REQUEST, steps=4)), line.submit(dict(REQUEST, steps=8))
+    a, b = line.status(second), line.status(third)
+    assert 0 < a.eta_s < b.eta_s
+    assert b.eta_s == pytest.approx(a.eta_s * (4 + 8) / 4, rel=0.01)  # its own steps after those ahead
+    assert control.add_consumer("generate", destination=["one@test"], reply=True, timeout=10)
+    assert [line.wait(c, timeout=300).eta_s for c in (second, third)] == [None, None]
+
+
 def test_cancel_while_waiting_leaves_the_line_and_nothing_is_painted(site):
     settings, server, workers = site
     line = picture_backend(settings)

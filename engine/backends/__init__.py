@@ -12,7 +12,8 @@ and the HTTP API ask for them, never knowing which backend runs.
         submit(photos, options=None) -> dict   photos checked now (PhotoCheckFailed names each
                                                bad one), the job queued; its status, with `code`
         status(code) -> dict            state, queue_position, step, total_steps, loss, eta_s, error
-        cancel(code) -> dict            returns once the trainer is gone
+        cancel(code) -> dict            returns once the job has ended and its photos are deleted
+                                        (embedded: once its trainer is gone too)
         wait(code, timeout=None, on_status=None) -> dict
         list() -> list[dict]
         loss_history(code) -> [(step, loss)]

@@ -27,7 +27,7 @@ from celery import Celery, signals
 from engine.config import Settings, load_settings
 
 __all__ = ["QUEUES", "GENERATE_TASK", "TRAIN_TASK", "celery_app", "task_id", "training_task_id",
-           "cancel_key", "done_key", "job_key"]
+           "cancel_key", "done_key", "job_key", "SPEED_KEY"]
 
 QUEUES = ("generate", "train")
 GENERATE_TASK = "cartolina.generate"
@@ -35,6 +35,7 @@ TRAIN_TASK = "cartolina.train"
 KEEP_S = 7 * 24 * 3600        # a picture's job record and result stay readable this long
 TRAIN_LIMIT_S = 24 * 3600     # a training's hard limit; the pictures' is below the visibility timeout
 WATCH_S = 0.5                 # the train task: between looks at its trainer and the cancel request
+SPEED_KEY = "cartolina:pictures:seconds_per_step"  # the workers' measured speed, for ETAs
 QUEUES_ENV = "CARTOLINA_WORKER_QUEUES"  # set by `python -m engine worker` for its pool processes
 
 log = logging.getLogger("cartolina.worker")
@@ -153,6 +154,7 @@ def _generate_task(self, code: str, request: dict) -> dict:
     pipelines = get_pipelines(settings)  # already loaded by worker_process_init, or now (solo)
 
     seen = {"step": 0, "total": 0}
+    started = time.monotonic()
 
     def on_progress(p) -> bool:
         seen["step"], seen["total"] = p.done, p.total
@@ -173,7 +175,18 @@ def _generate_task(self, code: str, request: dict) -> dict:
     if hasattr(note, "template"):  # a Msg: kept translatable for the visitor's page
         out["face_pass_note_msg"] = {"template": note.template, "params": note.params}
     redis.set(done_key(code), json.dumps(out), ex=KEEP_S)
+    _learn_speed(redis, (time.monotonic() - started) / seen["step"] if seen["step"] else None)
     return out
+
+
+def _learn_speed(redis, measured: float | None) -> None:
+    """Smoothed as the embedded line does; two workers writing at once lose one sample, no more."""
+    from engine.backends.embedded_pictures import SMOOTHING
+    if not measured:
+        return
+    old = redis.get(SPEED_KEY)
+    new = measured if old is None else SMOOTHING * measured + (1 - SMOOTHING) * float(old)
+    redis.set(SPEED_KEY, f"{new:.6f}")
 
 
 # --- training ------------------------------------------------------------------------------------

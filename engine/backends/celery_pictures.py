@@ -13,7 +13,9 @@ What each call does, in Redis terms:
 - cancel: a waiting picture's message is removed from the list (`LREM`, atomic: if a worker
   took it first, it is not waiting any more); a cancel flag, which the task reads before it
   starts and at every step, stops one already taken. The task is also revoked.
-No ETA is given (None): the speed is the workers', and they do not report it yet.
+- ETA: each worker adds the seconds per step of every picture it finishes to one smoothed
+  figure in Redis; the steps ahead (their plans, or what is left of the ones being painted)
+  are shared among the workers painting now.
 If Redis cannot be reached, every call raises ServiceUnavailable within a few seconds.
 """
 
@@ -31,7 +33,7 @@ from kombu.exceptions import OperationalError
 
 from engine import codes
 from engine.catalog import Catalog
-from engine.backends.celery_app import GENERATE_TASK, KEEP_S, cancel_key, celery_app, job_key, task_id
+from engine.backends.celery_app import GENERATE_TASK, KEEP_S, SPEED_KEY, cancel_key, celery_app, job_key, task_id
 from engine.config import Settings
 from engine.errors import Cancelled, JobError, NotFound, ServiceUnavailable
 from engine.generate import FACE_STRENGTH, Request, Result, check_request, lora_folder
@@ -124,16 +126,40 @@ class CeleryPictures:
                 return raw
         return None
 
-    def _place(self, code: str) -> tuple[int | None, int | None]:
-        """(place in line, queue position), counted from the list: kombu pushes on the left and
-        workers pop from the right, so the messages to the right of ours are ahead of it."""
+    def _line(self, code: str) -> tuple[list[str], list[str]] | None:
+        """(task ids waiting ahead of ours, task ids taken by workers), or None once ours is not
+        waiting. kombu pushes on the left and workers pop from the right, so the messages to the
+        right of ours are ahead of it; the taken ones are being painted (or about to be)."""
         waiting = [_message_id(raw) for raw in self.redis.lrange(QUEUE, 0, -1)]
         want = task_id(code)
         if want not in waiting:
-            return None, None
-        ahead = len(waiting) - 1 - waiting.index(want)
-        taken = sum(1 for raw in self.redis.hvals("unacked") if _unacked_queue(raw) == QUEUE)
-        return taken + ahead + 1, ahead + 1
+            return None
+        ahead = waiting[waiting.index(want) + 1:]
+        taken = [_unacked_id(raw) for raw in self.redis.hvals("unacked") if _unacked_queue(raw) == QUEUE]
+        return ahead, taken
+
+    def _steps_left(self, tid: str | None) -> int:
+        """A picture's steps still to paint, from its progress or its record's plan."""
+        code = (tid or "").rsplit("-", 1)[-1]
+        if not codes.is_code(code):
+            return 0
+        info = self.app.AsyncResult(tid).info
+        if isinstance(info, dict) and info.get("total"):
+            return max(0, int(info["total"]) - int(info.get("step") or 0))
+        raw = self.redis.get(job_key(code))
+        return int(json.loads(raw).get("planned_steps") or 0) if raw else 0
+
+    def _eta(self, state: str, steps_left: int, line) -> float | None:
+        """Seconds until ready, from the workers' measured speed (None until one picture was
+        timed). The pictures ahead are shared among the workers painting now."""
+        speed = self.redis.get(SPEED_KEY)
+        if speed is None or state in FINISHED:
+            return None
+        ahead = 0.0
+        if line is not None:
+            waiting, taken = line
+            ahead = sum(self._steps_left(t) for t in waiting + taken) / max(1, len(taken))
+        return round((ahead + steps_left) * float(speed), 1)
 
     def _status(self, code: str, record: dict) -> PictureStatus:
         request = Request(**record["request"])
@@ -167,10 +193,13 @@ class CeleryPictures:
                 total = int(info.get("total") or planned)
         else:  # PENDING (waiting in the list, or taken and not yet started), RETRY
             new_state = "queued"
-        place = position = None
+        place = position = line = None
         if new_state == "queued":
-            place, position = self._place(code)
-        return PictureStatus(code, new_state, place, position, stage, step, total, None, request,
+            line = self._line(code)
+            if line is not None:
+                place, position = len(line[0]) + len(line[1]) + 1, len(line[0]) + 1
+        eta = self._eta(new_state, max(0, total - step), line)
+        return PictureStatus(code, new_state, place, position, stage, step, total, eta, request,
                              outcome, error)
 
 
@@ -187,6 +216,13 @@ def _message_id(raw: str) -> str | None:
     try:
         return json.loads(raw)["headers"]["id"]
     except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _unacked_id(raw: str) -> str | None:
+    try:
+        return json.loads(raw)[0]["headers"]["id"]
+    except (ValueError, KeyError, TypeError, IndexError):
         return None
 
 
