@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 
 from tests.homes import fill_demo_home
-from tests.server import browser_page, streamlit_server
+from tests.server import browser_page, settled, streamlit_server
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +60,9 @@ def test_catalog_page_shows_the_demo_catalog(server):
     base, _ = server
     with browser_page() as page:
         page.goto(base + "/catalog")
-        page.get_by_text("Beach ·").first.wait_for()  # Lungomare's photo, first place by name
+        settled(page, "Beach ·")  # Lungomare's photo, first place by name
         page.get_by_text("Poses (actions)").click()
-        page.get_by_text("Pose guide").first.wait_for()
+        settled(page, "Pose guide")
         page.get_by_text("Check", exact=True).click()
         page.get_by_text("Every photo, pose image and mask is in place").wait_for()
 
@@ -73,7 +73,7 @@ def test_a_visitor_makes_a_picture_in_the_browser(server):
     before = set((home / "outputs").glob("*.png"))
     with browser_page() as page:
         page.goto(base + "/scene")
-        page.get_by_text("Make my picture").wait_for()
+        settled(page, "Make my picture")
         page.get_by_label("Clothing and details").fill("a yellow raincoat")
         page.get_by_role("button", name="Make my picture").click()
         page.get_by_text("Your picture code").wait_for(timeout=120_000)
@@ -92,6 +92,7 @@ def test_a_malformed_lora_code_is_explained_in_the_browser(server):
     before = set((home / "outputs").glob("*.png"))
     with browser_page() as page:
         page.goto(base + "/scene")
+        settled(page, "Make my picture")
         page.get_by_role("textbox", name="Your 8-digit code (optional)").fill("12ab")
         page.get_by_role("button", name="Make my picture").click()
         page.get_by_text("Please check your 8-digit code: not a valid code.").wait_for(timeout=60_000)

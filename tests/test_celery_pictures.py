@@ -13,6 +13,7 @@ from engine.config import load_settings
 from engine.errors import InvalidInput, ServiceUnavailable
 from engine.generate import read_output_meta
 from engine.backends import picture_backend
+from engine.backends.celery_app import SPEED_KEY
 from engine.backends.embedded_pictures import PictureQueue
 from tests.celery_parts import RedisServer, Workers, _until
 from tests.lines import REQUEST
@@ -90,10 +91,11 @@ def test_the_eta_comes_from_the_workers_measured_speed(site):
     assert line.wait(first, timeout=300).state == "succeeded"
     control = line.app.control
     assert control.cancel_consumer("generate", destination=["one@test"], reply=True, timeout=10)
-    second, third = line.submit(dict(REQUEST, steps=4)), line.submit(dict(REQUEST, steps=8))
+    second, third = line.submit(dict(REQUEST, steps=20)), line.submit(dict(REQUEST, steps=40))
     a, b = line.status(second), line.status(third)
+    speed = float(line.redis.get(SPEED_KEY))  # seconds per step, as the worker measured it
     assert 0 < a.eta_s < b.eta_s
-    assert b.eta_s == pytest.approx(a.eta_s * (4 + 8) / 4, rel=0.01)  # its own steps after those ahead
+    assert (a.eta_s, b.eta_s) == (round(20 * speed, 1), round((20 + 40) * speed, 1))  # its own after those ahead
     assert control.add_consumer("generate", destination=["one@test"], reply=True, timeout=10)
     assert [line.wait(c, timeout=300).eta_s for c in (second, third)] == [None, None]
 

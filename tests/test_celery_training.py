@@ -136,3 +136,30 @@ def test_redis_stopped_refuses_a_training_at_once_and_keeps_no_photos(site):
         trainings.submit(face_photos(), opts())
     assert time.monotonic() - started < 15
     assert list(settings.jobs_dir.iterdir()) == []
+
+
+def test_the_command_line_says_plainly_when_redis_is_not_reachable(demo_home, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.server import REPO, free_port
+    photos = []
+    for i, data in enumerate(face_photos()):
+        photos.append(tmp_path / f"face{i}.png")
+        photos[-1].write_bytes(data)
+    env = dict(os.environ, CARTOLINA_HOME=str(demo_home),
+               CARTOLINA_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "engine", *args], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    picture = run("generate", "--poi", "Piazza del Duomo", "--poi-image", "Fountain view",
+                  "--action", "waving", "--shot", "MES", "--age", "adult", "--gender", "woman")
+    assert picture.returncode == 1
+    assert picture.stderr.strip().splitlines()[-1] == "error: the picture service is not reachable, try again"
+    training = run("train", *map(str, photos), "--steps", "4", "--resolution", "64")
+    assert training.returncode == 1
+    assert training.stderr.strip().splitlines()[-1] == "error: the training service is not reachable, try again"
+    assert not any((demo_home / "jobs").iterdir()) and not any((demo_home / "outputs").glob("*.png"))
