@@ -127,15 +127,23 @@ def test_a_training_that_keeps_dying_fails_after_the_last_attempt(site):
     assert not (settings.loras_dir / code).exists() and not (job / "photos").exists()
 
 
-def test_redis_stopped_refuses_a_training_at_once_and_keeps_no_photos(site):
-    settings, server, _ = site
+def test_a_lost_message_is_sent_again_and_redis_stopped_refuses_a_training_at_once(site, monkeypatch):
+    settings, server, workers = site
     trainings = training_backend(settings)
+    waiting = trainings.submit(face_photos(), opts())["code"]
+    server.stop()
+    server.start()  # empty: this Redis keeps nothing, so the job's message is gone
+    monkeypatch.setattr("engine.backends.celery_training.RESEND_AFTER_S", 0)
+    assert trainings.status(waiting)["state"] == "queued"  # ...and sent again
+    workers.start("trainer", "--queues", "train")
+    assert trainings.wait(waiting, timeout=300)["state"] == "succeeded"
+    assert "its message was lost" in _log(settings, waiting)
     server.stop()
     started = time.monotonic()
     with pytest.raises(ServiceUnavailable, match="the training service is not reachable, try again"):
         trainings.submit(face_photos(), opts())
     assert time.monotonic() - started < 15
-    assert list(settings.jobs_dir.iterdir()) == []
+    assert [d.name for d in settings.jobs_dir.iterdir() if d.is_dir()] == [waiting]  # no new job
 
 
 def test_the_command_line_says_plainly_when_redis_is_not_reachable(demo_home, tmp_path):

@@ -9,18 +9,22 @@ record of a training (engine.training.jobs); Celery only decides which worker ru
   the queue counts the queued jobs ahead, which the `train` queue serves in the same order.
 - cancel: a queued job is cancelled in its folder (its task, when delivered, finds it ended);
   a running one gets a cancel request that the worker running its trainer acts on.
+- A queued job whose message Redis no longer holds (a Redis restarted without persistence) is
+  sent again when its status is read: a second delivery of a job is harmless (the task
+  follows a job whose trainer beats, and ends at once on one that has ended).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from typing import Sequence
 
 import redis as redis_lib
 
 from engine.backends.celery_app import TRAIN_TASK, celery_app, training_task_id
-from engine.backends.celery_pictures import reachable
+from engine.backends.celery_pictures import _message_id, _unacked_id, reachable
 from engine.backends.embedded_training import TrainingJobs
 from engine.config import Settings
 from engine.errors import ServiceUnavailable
@@ -31,6 +35,7 @@ __all__ = ["CeleryTraining", "celery_training", "QUEUE", "UNREACHABLE"]
 
 QUEUE = "train"
 UNREACHABLE = Msg("the training service is not reachable, try again")
+RESEND_AFTER_S = 10  # a message just sent may be between the list and a worker for a moment
 
 
 class CeleryTraining(TrainingJobs):
@@ -55,6 +60,22 @@ class CeleryTraining(TrainingJobs):
                 jobs.finish(job, st, "failed", "the training service was not reachable")
             raise
         return jobs.read_status(self.settings, code)
+
+    def status(self, code: str) -> dict:
+        st = super().status(code)
+        if st.get("state") == "queued" and time.time() - float(st.get("submitted_at") or 0) > RESEND_AFTER_S:
+            with reachable(UNREACHABLE):
+                if not self._message_held(code):
+                    jobs._log(jobs.job_dir(self.settings, code), "its message was lost (Redis restarted empty?): sent again")
+                    self.app.send_task(TRAIN_TASK, args=(code,), task_id=training_task_id(code),
+                                       queue=QUEUE, retry=True)
+        return st
+
+    def _message_held(self, code: str) -> bool:
+        """Waiting in the `train` list or taken by a worker and not yet acknowledged."""
+        want = training_task_id(code)
+        return (any(_message_id(raw) == want for raw in self.redis.lrange(QUEUE, 0, -1)) or
+                any(_unacked_id(raw) == want for raw in self.redis.hvals("unacked")))
 
     def cancel(self, code: str) -> dict:
         st = jobs.cancel(self.settings, code)
