@@ -1,5 +1,6 @@
 """Server entry: the Streamlit app plus a read-only `/data/outputs/<code>.png` route
-(`ui.outputs_route`: pictures only, and a client guessing codes is slowed down).
+(`ui.outputs_route`: pictures only, and a client guessing codes is slowed down) and the HTTP
+API under `/api/v1/` (`api`: train, generate, jobs, catalog, forget me; docs/api.md).
 
 The seed served finished pictures at `server_address/data/outputs/<code>`, so a visitor's
 phone can fetch one from a QR code. Streamlit's `st.App` (Starlette) takes extra routes;
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from api import api_mount
 from engine.config import load_settings
 from engine.supervisor import server_lifespan
 from ui.outputs_route import outputs_mount
@@ -29,6 +31,6 @@ print(f"cartolina: data root {_settings.home}; "
 
 app = st.App(
     str(Path(__file__).with_name("Home.py")),
-    routes=[outputs_mount(_settings.outputs_dir)],
+    routes=[outputs_mount(_settings.outputs_dir), api_mount(_settings)],
     lifespan=server_lifespan(_settings),
 )

@@ -1,5 +1,9 @@
 """Make a picture: a place and a pose chosen by looking, a live preview of where the person
-will stand, who you are — then the picture waits its turn in the line and is painted."""
+will stand, who you are — then the picture waits its turn in the line and is painted, and the
+visitor learns how like them the face came out (and can have it painted again)."""
+
+import secrets
+from dataclasses import asdict
 
 import streamlit as st
 
@@ -18,6 +22,7 @@ SHOTS = {"CLS": N_("Close"), "MES": N_("Medium"), "FUS": N_("Far")}
 AGES = {"young": N_("young"), "adult": N_("adult"), "old": N_("old")}
 GENDERS = {"woman": N_("woman"), "man": N_("man")}
 CHOOSE, DESCRIBE = N_("Choose a pose"), N_("Describe it in words")
+LIKENESS = {"high": N_("high"), "fair": N_("fair"), "low": N_("low")}
 RANKED_SHOWN = 4
 PREVIEW_WIDTH = 640
 POLL_S = 1.0  # only while the visitor's own picture waits or is painted
@@ -93,6 +98,29 @@ def find_poses() -> None:
     ss["scene_action"] = ranking[0]["action_name"]
 
 
+def try_face_again(s) -> None:
+    """The same picture again (its seed, so the same body) with a new face: another face seed.
+    "Make another with the same settings" keeps the visitor's own request."""
+    original = ss.get("scene_request")
+    send(dict(asdict(s.request), seed=s.result.seed, face_seed=secrets.randbelow(2**32)))
+    ss["scene_request"] = original
+
+
+def show_likeness(s) -> None:
+    """How like the visitor the face came out, in a word; when it is low, another try is one tap away."""
+    level = (s.result.likeness or {}).get("level")
+    if level not in LIKENESS:  # no face pass, or nothing measured (the demo models paint no face)
+        return
+    text = _("Likeness: {level}").format(level=_(LIKENESS[level]))
+    if level != "low":
+        st.success(text, icon=":material/face:")
+        return
+    st.warning(text + ". " + _("The face is not much like you this time: the same picture can get a new face."),
+               icon=":material/face:")
+    st.button(_("Try the face again"), on_click=try_face_again, args=(s,), icon=":material/refresh:",
+              type="primary", key="try-face-again")
+
+
 def try_another_pose() -> None:
     ss["picture_job"] = ""
     ss["scene_how"] = CHOOSE
@@ -145,6 +173,7 @@ def follow_picture(code: str) -> None:
 def show_result(s) -> None:
     if s.state == "succeeded":
         show_picture(s.result.code, cfg.outputs_dir / f"{s.result.code}.png", word(s.result.face_pass_note))
+        show_likeness(s)
         if s.request.dynamic_action_selection:
             st.info(_("Picked the pose **{pose}** for “{words}”.").format(
                 pose=catalog_text(cat.get_action(s.result.action_name), "title")

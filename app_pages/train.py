@@ -13,7 +13,7 @@ from engine import codes
 from engine.backends import training_backend
 from engine.errors import Conflict, InvalidInput, NotFound, PhotoCheckFailed
 from engine.training import jobs
-from engine.training.photos import PhotoRules, photo_problem, preview
+from engine.training.photos import PhotoRules, identity_problems, photo_verdict, preview
 from ui.code_card import show_code
 from ui.i18n import _, error_text, word
 from ui.state import settings
@@ -53,8 +53,9 @@ def add_new_photos() -> None:
     with st.spinner(_("Checking your photo…")):
         for photo_id, data in new:
             if len(photos) < KEPT and photo_id not in {p["id"] for p in photos}:
+                problem, face = photo_verdict(data, RULES)
                 photos.append({"id": photo_id, "data": data, "thumb": preview(data, RULES),
-                               "problem": photo_problem(data, RULES)})
+                               "problem": problem, "face": face})
     st.session_state["train_photos"] = tuple(photos)
 
 
@@ -90,7 +91,11 @@ def show_photo(number: int, photo: dict) -> None:
 
 
 def show_photos(photos: tuple) -> list[dict]:
-    """The photos with their verdicts and the count; returns the good ones."""
+    """The photos with their verdicts and the count; returns the good ones. A good photo whose
+    face is not the one most photos show is refused as a different person, as it is added."""
+    other = identity_problems({p["id"]: p["face"] for p in photos if p["problem"] is None and p.get("face")},
+                              RULES.max_face_distance)
+    photos = tuple(dict(p, problem=other[p["id"]]) if p["id"] in other else p for p in photos)
     good = [p for p in photos if p["problem"] is None]
     st.progress(min(1.0, len(good) / cfg.photos_min),
                 text=_("{ok} of {n} photos OK").format(ok=len(good), n=N))

@@ -137,7 +137,8 @@ def _cmd_generate(args) -> int:
                "action_shot_type": args.shot, "age": args.age, "gender": args.gender,
                "other_details": args.details, "selected_lora": args.lora,
                "dynamic_action_selection": args.dynamic, "action_prompt": args.action_prompt,
-               "seed": args.seed, "steps": args.steps, "guidance": args.guidance}
+               "seed": args.seed, "steps": args.steps, "guidance": args.guidance,
+               "face_seed": args.face_seed}
     line = picture_backend(settings)
     code = line.submit(request)
     live = not args.json and sys.stderr.isatty()
@@ -162,9 +163,21 @@ def _cmd_generate(args) -> int:
     result = done.result
     emit(args, result.to_dict(), lambda: (
         f"code {result.code}: {result.path}\naction: {result.action_name}\n{result.face_pass_note}\n"
-        f"prompt: {result.prompt}\nseed {result.seed}, {result.steps} steps, "
+        + (f"{_likeness_line(result)}\n" if result.likeness else "")
+        + f"prompt: {result.prompt}\nseed {result.seed}, {result.steps} steps, "
         f"{result.timings_s['total']:.1f} s"))
     return EXIT_OK
+
+
+def _likeness_line(result) -> str:
+    like = result.likeness
+    tries = len(like["tries"])
+    if like["distance"] is None:
+        return f"likeness: not measured ({like['note']}); face seed {result.face_seed}"
+    return (f"likeness: {like['level']} (distance {like['distance']:.3f}; same person under "
+            f"{like['threshold']:g}), {tries} {'try' if tries == 1 else 'tries'}, face seed {result.face_seed}"
+            + ("" if like["level"] != "low" else
+               f"\n  to try the face again: the same command with --seed {result.seed} --face-seed N"))
 
 
 def _cmd_pick(args) -> int:
@@ -233,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", metavar="N", help="0..4294967295; random if not given")
     p.add_argument("--steps", metavar="N", help="inference steps, 1..150 (default 30)")
     p.add_argument("--guidance", metavar="X", help="guidance scale, 0..30 (default 7.5)")
+    p.add_argument("--face-seed", metavar="N",
+                   help="face_seed: the face pass's first seed, 0..4294967295 (default: seed + 1); "
+                        "with the same --seed, the same body with another face")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_generate)
 

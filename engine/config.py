@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -55,6 +56,18 @@ class Settings:
     steps_per_photo: int = 300
     max_parallel_trainings: int = 1
     heartbeat_grace_s: float = 60.0
+    # Likeness (engine.likeness, dlib's face model): two faces closer than face_threshold are
+    # one person (dlib's own threshold): the photo check's "same person", and a painted face
+    # past it has a low likeness; under face_close the likeness is high and the face pass stops
+    # trying. face_tries: seeds the face pass may try, keeping the closest. face_validation:
+    # photos held back from training, whose faces the trainer paints at each checkpoint to keep
+    # the closest checkpoint (0: no validation, the last checkpoint is kept), in
+    # face_validation_steps inpainting steps each.
+    face_threshold: float = 0.6
+    face_close: float = 0.45
+    face_tries: int = 1
+    face_validation: int = 1
+    face_validation_steps: int = 20
     lora_cache_size: int = 4
     public_url: str = ""  # e.g. http://kiosk.local:8501 — base of links put in QR codes
     # Seconds between a page's reads of an active job's status. Each read costs the server a
@@ -75,6 +88,11 @@ class Settings:
     # Celery backend: seconds after which Redis gives a picture whose worker vanished to another
     # worker; longer than any picture (a picture is stopped 5 s before it). PACKAGES.md.
     visibility_timeout_s: int = 3600
+    # The HTTP API (api/, docs/api.md). Its bearer token: a kiosk serves no API without one; in
+    # studio mode, without one, only loopback clients are answered. repr=False, as for passwords.
+    api_token: str = field(default="", repr=False)
+    api_origins: tuple[str, ...] = ()  # origins a browser may call it from (CORS); none: no CORS
+    api_rate_per_min: int = 300  # requests a minute per client address; past it 429
     extra: dict = field(default_factory=dict)
 
     # Folders under the data root -------------------------------------------------------
@@ -163,6 +181,29 @@ def _int(env: dict, name: str, default: int, lo: int, hi: int) -> int:
     return value
 
 
+def _float(env: dict, name: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidInput(name, raw, f"a number from {lo:g} to {hi:g}") from None
+    if not lo <= value <= hi:  # NaN fails the comparison too
+        raise InvalidInput(name, raw, f"a number from {lo:g} to {hi:g}")
+    return value
+
+
+def _face_close(env: dict, threshold: float) -> float:
+    """Close enough for a high likeness: strictly under the same-person threshold."""
+    close = _float(env, "CARTOLINA_FACE_CLOSE", min(0.45, round(threshold - 0.05, 3)), 0.05, 1.0)
+    if close >= threshold:
+        raise InvalidInput("CARTOLINA_FACE_CLOSE", env.get("CARTOLINA_FACE_CLOSE"),
+                           f"a number from 0.05 to under CARTOLINA_FACE_THRESHOLD ({threshold:g})",
+                           reason="not under the same-person threshold")
+    return close
+
+
 def _bool(env: dict, name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -206,12 +247,44 @@ def _broker_url(env: dict, name: str = "CARTOLINA_BROKER_URL") -> str:
     return raw
 
 
+API_TOKEN_MIN = 16
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+
+
+def _api_token(env: dict, name: str = "CARTOLINA_API_TOKEN") -> str:
+    """The API's bearer token (or a file holding it, NAME_FILE), long enough not to be guessed;
+    an error names the variable and the length, never the value."""
+    token = _secret(env, name).strip()
+    if token and (len(token) < API_TOKEN_MIN or any(c.isspace() or not c.isprintable() for c in token)):
+        raise InvalidInput(name, f"({len(token)} characters, not shown)",
+                           f"at least {API_TOKEN_MIN} printable characters without spaces "
+                           "(e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+                           reason="too weak a token")
+    return token
+
+
+def _origins(env: dict, name: str = "CARTOLINA_API_ORIGINS") -> tuple[str, ...]:
+    """Comma-separated origins (scheme://host[:port], no path, no wildcard)."""
+    origins = []
+    for part in (env.get(name) or "").split(","):
+        origin = part.strip().rstrip("/")
+        if not origin:
+            continue
+        if not _ORIGIN.match(origin):
+            raise InvalidInput(name, origin, "origins such as https://museum.example or "
+                                             "http://localhost:3000, separated by commas",
+                               reason="not an origin")
+        origins.append(origin)
+    return tuple(dict.fromkeys(origins))
+
+
 def load_settings(env: dict | None = None) -> Settings:
     """Build settings from an environment mapping (default: `os.environ`)."""
     env = dict(os.environ if env is None else env)
     home = Path(env.get("CARTOLINA_HOME") or REPO_ROOT).expanduser().resolve()
     photos_min = _int(env, "CARTOLINA_PHOTOS_MIN", 5, 1, 50)
     photos_max = _int(env, "CARTOLINA_PHOTOS_MAX", max(5, photos_min), photos_min, 50)
+    face_threshold = _float(env, "CARTOLINA_FACE_THRESHOLD", 0.6, 0.2, 1.2)
     return Settings(
         home=home,
         device=_choice(env, "CARTOLINA_DEVICE", "auto", DEVICES),
@@ -233,6 +306,11 @@ def load_settings(env: dict | None = None) -> Settings:
         steps_per_photo=_int(env, "CARTOLINA_STEPS_PER_PHOTO", 300, 1, 100_000),
         max_parallel_trainings=_int(env, "CARTOLINA_MAX_PARALLEL_TRAININGS", 1, 1, 16),
         heartbeat_grace_s=float(_int(env, "CARTOLINA_HEARTBEAT_GRACE_S", 60, 1, 3600)),
+        face_threshold=face_threshold,
+        face_close=_face_close(env, face_threshold),
+        face_tries=_int(env, "CARTOLINA_FACE_TRIES", 1, 1, 10),
+        face_validation=_int(env, "CARTOLINA_FACE_VALIDATION", 1, 0, 10),
+        face_validation_steps=_int(env, "CARTOLINA_FACE_VALIDATION_STEPS", 20, 1, 100),
         lora_cache_size=_int(env, "CARTOLINA_LORA_CACHE_SIZE", 4, 1, 64),
         public_url=(env.get("CARTOLINA_PUBLIC_URL") or "").rstrip("/"),
         poll_s=_int(env, "CARTOLINA_POLL_S", 5, 1, 60),
@@ -243,4 +321,7 @@ def load_settings(env: dict | None = None) -> Settings:
         retention_days=_int(env, "CARTOLINA_RETENTION_DAYS", 30, 1, 3650),
         broker_url=_broker_url(env),
         visibility_timeout_s=_int(env, "CARTOLINA_VISIBILITY_TIMEOUT_S", 3600, 30, 7 * 86_400),
+        api_token=_api_token(env),
+        api_origins=_origins(env),
+        api_rate_per_min=_int(env, "CARTOLINA_API_RATE_PER_MIN", 300, 1, 100_000),
     )

@@ -5,6 +5,12 @@ action's pose image and masks on the POI photo, 4. body pass (ControlNet-openpos
 inpainting inside the pose mask), 5. face pass with the visitor's LoRA (only with a valid
 one), 6. save `outputs/<code>.png` with its metadata. Outside the pose mask the POI photo is
 kept exactly: both passes' results are composited back through the masks.
+
+The face pass knows how close it came: it measures the face it painted against the visitor's
+reference kept beside their LoRA (`engine.likeness`), and with `CARTOLINA_FACE_TRIES=N` tries
+up to N seeds, keeping the closest and stopping once one is close enough. The distance, the
+tries and the likeness in words (high, fair, low) go in the result and the private record,
+never in the public PNG.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Callable, Mapping
 from filelock import FileLock
 from PIL import Image
 
-from engine import codes, images, picker, poses, prompts
+from engine import codes, images, likeness, picker, poses, prompts
 from engine.catalog import Catalog
 from engine.config import Settings
 from engine.diskfull import disk_full_guard
@@ -29,7 +35,7 @@ from engine.models import LORA_WEIGHTS, Pipelines, get_pipelines
 
 FIELDS = ("poi_name", "poi_image", "action_name", "action_shot_type", "age", "gender",
           "other_details", "selected_lora", "dynamic_action_selection", "action_prompt",
-          "seed", "steps", "guidance")
+          "seed", "steps", "guidance", "face_seed")
 STEPS_RANGE = (1, 150)
 GUIDANCE_RANGE = (0.0, 30.0)
 SEED_MAX = 2**32 - 1
@@ -58,6 +64,9 @@ class Request:
     seed: int | None = None
     steps: int = DEFAULT_STEPS
     guidance: float = DEFAULT_GUIDANCE
+    # The face pass's first seed (default: seed + 1). With the same `seed`, the same body is
+    # painted again and only the face changes: the page's "try the face again".
+    face_seed: int | None = None
 
 
 @dataclass
@@ -89,6 +98,9 @@ class Result:
     models: dict
     ranking: list | None = None
     timings_s: dict = field(default_factory=dict)
+    face_seed: int | None = None  # the face pass's seed that was kept
+    # How close the face came to the visitor's (see `face_pass_likeness`); None without a face pass.
+    likeness: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,8 +202,10 @@ def check_request(raw: Mapping | Request, catalog: Catalog) -> Request:
     steps = DEFAULT_STEPS if steps in (None, "") else _int("steps", steps, *STEPS_RANGE)
     guidance = data.get("guidance")
     guidance = DEFAULT_GUIDANCE if guidance in (None, "") else _float("guidance", guidance, *GUIDANCE_RANGE)
+    face_seed = data.get("face_seed")
+    face_seed = None if face_seed in (None, "") else _int("face_seed", face_seed, 0, SEED_MAX)
     return Request(data["poi_name"], data["poi_image"], action, shot, age, gender, details, lora,
-                   dynamic, action_prompt, seed, steps, guidance)
+                   dynamic, action_prompt, seed, steps, guidance, face_seed)
 
 
 def _accepted_for(name: str, catalog: Catalog):
@@ -247,6 +261,25 @@ def _crop_padding(mask: Image.Image, fraction: float, minimum: int) -> int:
     if box is None:
         return minimum
     return max(minimum, int(max(box[2] - box[0], box[3] - box[1]) * fraction))
+
+
+def face_region(mask: Image.Image, fraction: float = 0.5) -> tuple[int, int, int, int] | None:
+    """Where to look for the painted face: the face mask's box with a margin of `fraction` of
+    its size on each side (the head, hair and chin around the masked face), inside the picture."""
+    box = mask.getbbox()
+    if box is None:
+        return None
+    m = int(max(box[2] - box[0], box[3] - box[1]) * fraction)
+    return (max(0, box[0] - m), max(0, box[1] - m), min(mask.width, box[2] + m), min(mask.height, box[3] + m))
+
+
+def face_pass_likeness(tries: list[dict], kept: int | None, settings: Settings, note: str) -> dict:
+    """The likeness record of a face pass: the distance of the face kept (None: not measured),
+    its level in words (high, fair, low), every try's seed and distance, and why it stopped."""
+    dist = tries[kept]["distance"] if kept is not None else None
+    return {"distance": dist, "level": likeness.likeness_level(dist, settings.face_close, settings.face_threshold),
+            "threshold": settings.face_threshold, "close": settings.face_close, "tries": tries,
+            "note": note}
 
 
 # --- the whole call ----------------------------------------------------------------------------------
@@ -320,11 +353,14 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
             return kwargs
         return cb
 
+    reference = likeness.load_reference(lora_dir)
+    face_tries = settings.face_tries if reference is not None else 1
+    face_seed = req.face_seed if req.face_seed is not None else (seed + 1) % (SEED_MAX + 1)
     import torch
     with pipes.lock, torch.inference_mode():
         body_steps = planned_steps(pipes.body.scheduler, req.steps, 1.0)
         face_steps = planned_steps(pipes.face.scheduler, req.steps, FACE_STRENGTH) if lora_dir else 0
-        total = body_steps + face_steps
+        total = body_steps + face_steps * face_tries  # at most: the tries may stop early
         # 4. body pass: a person in the pose, inside the pose mask only
         with pipes.lora(None, None):
             body = pipes.body(
@@ -338,19 +374,14 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
             ).images[0]
         picture = Image.composite(body, scene.poi, scene.pose_mask)
         t = lap("body", t)
-        # 5. face pass: the visitor's face, with their LoRA, on a crop around the face
+        # 5. face pass: the visitor's face, with their LoRA, on a crop around the face; each
+        # try measured against the visitor's reference, the closest kept
+        face_likeness = None
         if lora_dir is not None:
-            with pipes.lora(req.selected_lora, lora_dir):
-                face = pipes.face(
-                    prompt=built.face_prompt, negative_prompt=built.face_negative_prompt,
-                    image=picture, mask_image=scene.face_mask,
-                    height=FACE_RESOLUTION, width=FACE_RESOLUTION, strength=FACE_STRENGTH,
-                    padding_mask_crop=_crop_padding(scene.face_mask, 0.5, 8),
-                    num_inference_steps=req.steps, guidance_scale=req.guidance,
-                    generator=torch.Generator("cpu").manual_seed(seed + 1),
-                    callback_on_step_end=step_callback("face", face_steps),
-                ).images[0]
-            picture = Image.composite(face, picture, scene.face_mask)
+            painted, face_likeness, face_seed = paint_face(
+                pipes, req, built, picture, scene.face_mask, lora_dir, reference, settings,
+                face_seed, face_tries, step_callback("face", face_steps))
+            picture = Image.composite(painted, picture, scene.face_mask)
             t = lap("face", t)
     models = {"inpaint": pipes.inpaint_model, "controlnet": pipes.controlnet_model,
               "lora": req.selected_lora if lora_dir else None}
@@ -359,7 +390,8 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
             "negative_prompt": built.negative_prompt,
             "face_prompt": built.face_prompt if lora_dir else None, "prompt_cut": built.cut,
             "seed": seed, "steps": req.steps, "guidance": req.guidance, "face_pass": lora_dir is not None,
-            "models": models, "face_strength": FACE_STRENGTH if lora_dir else None}
+            "models": models, "face_strength": FACE_STRENGTH if lora_dir else None,
+            "face_seed": face_seed if lora_dir else None, "likeness": face_likeness}
     code, path = save_output(settings, picture, meta, code)
     lap("save", t)
     timings["total"] = round(time.perf_counter() - t0, 4)
@@ -370,7 +402,54 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
                   face_prompt=built.face_prompt if lora_dir else None, prompt_cut=built.cut,
                   seed=seed, steps=req.steps, guidance=req.guidance, width=picture.width,
                   height=picture.height, models=models,
-                  ranking=ranking["ranking"] if ranking else None, timings_s=timings)
+                  ranking=ranking["ranking"] if ranking else None, timings_s=timings,
+                  face_seed=face_seed if lora_dir else None, likeness=face_likeness)
+
+
+def paint_face(pipes: Pipelines, req: Request, built, picture: Image.Image, face_mask: Image.Image,
+               lora_dir: Path, reference, settings: Settings, first_seed: int, tries: int,
+               callback) -> tuple[Image.Image, dict, int]:
+    """The face pass: up to `tries` seeds from `first_seed`, each face measured against the
+    visitor's `reference`, the closest kept; it stops at a face closer than `settings.face_close`,
+    and at a try whose face cannot be found or measured (no reference, or the demo models'
+    noise), since further tries could not be judged either. Returns (the kept face pass's
+    image, its likeness record, its seed); the caller holds the pipelines' lock."""
+    import torch
+    region = face_region(face_mask)
+    records, best, best_image, note = [], None, None, ""
+    with pipes.lora(req.selected_lora, lora_dir):
+        for i in range(tries):
+            seed = (first_seed + i) % (SEED_MAX + 1)
+            image = pipes.face(
+                prompt=built.face_prompt, negative_prompt=built.face_negative_prompt,
+                image=picture, mask_image=face_mask,
+                height=FACE_RESOLUTION, width=FACE_RESOLUTION, strength=FACE_STRENGTH,
+                padding_mask_crop=_crop_padding(face_mask, 0.5, 8),
+                num_inference_steps=req.steps, guidance_scale=req.guidance,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                callback_on_step_end=callback,
+            ).images[0]
+            if reference is None:
+                records.append({"face_seed": seed, "distance": None})
+                best, best_image, note = 0, image, "no reference face kept with this LoRA: not measured"
+                break
+            dist = likeness.score_region(Image.composite(image, picture, face_mask), region, reference)
+            records.append({"face_seed": seed, "distance": None if dist is None else round(dist, 4)})
+            if dist is None:
+                if best is None:
+                    best, best_image, note = i, image, "no face found in the painted face: not measured"
+                else:
+                    note = f"no face found in try {i + 1}: the closest try before it kept"
+                break
+            if best is None or dist < records[best]["distance"]:
+                best, best_image = i, image
+            if dist < settings.face_close:
+                note = "close enough"
+                break
+        else:
+            note = f"the closest of {tries} tries" if tries > 1 else "one try"
+    kept = best if records[best]["distance"] is not None else None
+    return best_image, face_pass_likeness(records, kept, settings, note), records[best]["face_seed"]
 
 
 def planned_steps(scheduler, steps: int, strength: float) -> int:
@@ -413,8 +492,9 @@ def save_output(settings: Settings, picture: Image.Image, meta: dict,
 
 
 def public_meta(meta: dict) -> dict:
-    """A picture's record as anyone who fetches the picture may read it: no LoRA code."""
-    public = dict(meta)
+    """A picture's record as anyone who fetches the picture may read it: no LoRA code, and not
+    how close the face came to the visitor's."""
+    public = {k: v for k, v in meta.items() if k != "likeness"}
     if isinstance(public.get("request"), dict):
         public["request"] = {k: v for k, v in public["request"].items() if k != "selected_lora"}
     if isinstance(public.get("models"), dict):

@@ -1,7 +1,8 @@
 """The GPU kiosk's Dockerfile and compose.yaml, checked without a Docker engine (none here):
 hadolint on the Dockerfile, the compose specification's schema on compose.yaml, and what
 neither can see: the GPU reservation, the health check, a non-root user, no secret in a file,
-and bin/setup keeping the CUDA build of torch the image installs first."""
+bin/setup keeping the CUDA build of torch the image installs first, and a site profile whose
+kiosks and worker meet on one data root and one Redis while the default stays one kiosk."""
 
 from __future__ import annotations
 
@@ -126,7 +127,8 @@ def test_compose_reserves_the_gpu_restarts_and_runs_a_kiosk(studio):
     assert not studio.get("healthcheck", {}).get("disable")  # the image's health check stays on
     compose = yaml.safe_load((REPO / "compose.yaml").read_text())
     assert studio["volumes"] == ["data:/data", "models:/data/models"]
-    assert set(compose["volumes"]) == {"data", "models"}  # the schema lets an undeclared one pass
+    used = {v.split(":")[0] for s in compose["services"].values() for v in s.get("volumes", [])}
+    assert set(compose["volumes"]) == used  # the schema lets an undeclared one pass
 
 
 def test_the_curator_password_is_a_secret_file_never_a_value_in_compose(studio):
@@ -155,3 +157,72 @@ def test_the_studio_reads_the_curator_password_from_the_secret_file(tmp_path):
     with pytest.raises(InvalidInput) as missing:
         load_settings({"CARTOLINA_CURATOR_PASSWORD_FILE": str(tmp_path / "nowhere")})
     assert missing.value.field == "CARTOLINA_CURATOR_PASSWORD_FILE" and "cannot read" in str(missing.value)
+
+
+# --- the site profile: Redis, a GPU worker, kiosks ------------------------------------------------
+
+def _compose() -> dict:
+    return yaml.safe_load((REPO / "compose.yaml").read_text())
+
+
+def _data_root(service: dict) -> str:
+    (volume,) = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == "/data"]
+    return volume
+
+
+def _gpu(service: dict) -> bool:
+    devices = service.get("deploy", {}).get("resources", {}).get("reservations", {}).get("devices", [])
+    return any("gpu" in d.get("capabilities", []) for d in devices)
+
+
+def test_without_a_profile_compose_starts_the_single_kiosk_alone():
+    """`docker compose up` starts the services that have no profile, and what they depend on."""
+    services = _compose()["services"]
+    default = [name for name, s in services.items() if not s.get("profiles")]
+    assert default == ["studio"]
+    assert "depends_on" not in services["studio"] and "CARTOLINA_BROKER_URL" not in services["studio"]["environment"]
+
+
+def test_the_site_profile_has_redis_gpu_workers_and_kiosks_on_one_data_root_and_one_broker():
+    compose = _compose()
+    site = {name: s for name, s in compose["services"].items() if "site" in s.get("profiles", [])}
+    redis = site.pop("redis")
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+-bookworm(@sha256:[0-9a-f]{64})?", redis["image"])  # pinned
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"  # queued trainings survive a restart
+    assert [v.split(":")[1] for v in redis["volumes"]] == ["/data"]  # ... on a volume
+    assert "ping" in redis["healthcheck"]["test"] and not redis.get("ports")  # not exposed beyond the site
+
+    workers = {n: site.pop(n) for n in [n for n, s in site.items()
+                                        if s.get("command", [])[:4] == ["python", "-m", "engine", "worker"]]}
+    queues = {n: w["command"][w["command"].index("--queues") + 1] for n, w in workers.items()}
+    # pictures and trainings on workers of their own, so no picture waits behind a training
+    assert sorted(queues.values()) == ["generate", "train"]
+    for name, worker in workers.items():
+        assert _gpu(worker) and worker["environment"]["CARTOLINA_DEVICE"] == "cuda"
+        assert worker["restart"] in ("always", "unless-stopped") and worker.get("init") is True
+        # a stop lets the trainer save a checkpoint and hands its task back at once (Celery's cold shutdown)
+        assert worker["stop_signal"] == "SIGQUIT"
+        grace = re.fullmatch(r"(\d+)([sm])", worker["stop_grace_period"])
+        assert int(grace[1]) * {"s": 1, "m": 60}[grace[2]] >= 30
+        node = worker["command"][worker["command"].index("--name") + 1].split("@")[0]
+        assert "inspect ping" in worker["healthcheck"]["test"][1] and f"{node}@" in worker["healthcheck"]["test"][1]
+    worker = workers[min(workers)]
+
+    kiosks = site
+    assert len(kiosks) >= 2 and all(k["environment"]["CARTOLINA_MODE"] == "kiosk" for k in kiosks.values())
+    assert not any(_gpu(k) for k in kiosks.values())
+    ports = [p.split(":")[0] for k in kiosks.values() for p in k["ports"]]
+    assert len(set(ports)) == len(ports) == len(kiosks)
+
+    together = [*workers.values(), *kiosks.values()]
+    roots = {_data_root(s) for s in together}
+    assert len(roots) == 1 and roots != {_data_root(compose["services"]["studio"])}  # not the embedded studio's
+    assert {tuple(s["volumes"]) for s in together} == {tuple(worker["volumes"])}  # same paths everywhere
+    brokers = {s["environment"]["CARTOLINA_BROKER_URL"] for s in together}
+    assert brokers == {"redis://redis:6379/0"}
+    assert all(s["depends_on"]["redis"]["condition"] == "service_healthy" for s in together)
+    assert {s["image"] for s in together} == {compose["services"]["studio"]["image"]}
+    models = {(s["environment"]["CARTOLINA_INPAINT_MODEL"], s["environment"]["CARTOLINA_CONTROLNET_MODEL"])
+              for s in together}
+    assert len(models) == 1  # a training's spec names the model its kiosk was set to

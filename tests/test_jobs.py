@@ -346,3 +346,15 @@ def test_with_two_slots_two_trainings_run_and_the_third_waits(demo_home, monkeyp
     assert jobs.cancel(settings, c["code"])["state"] == "cancelled"
     busy.kill()
     busy.wait()
+
+
+def test_the_trainer_finds_the_base_model_by_its_name_not_the_submitting_machines_path(settings, demo_home, trainers):
+    """A kiosk on another machine may mount the data root elsewhere: its absolute path means nothing here."""
+    st = jobs.submit(face_photos(), settings, opts(), start=False)
+    job = settings.jobs_dir / st["code"]
+    spec = json.loads((job / "spec.json").read_text())
+    assert spec["base_model_name"] == "demo/sd-inpaint"
+    (job / "spec.json").write_text(json.dumps(dict(spec, base_model="/srv/kiosk-2/models/demo/sd-inpaint")))
+    jobs.reconcile(settings)
+    done = jobs.wait(settings, st["code"], timeout=240)
+    assert done["state"] == "succeeded", jobs.log_tail(job, 40)

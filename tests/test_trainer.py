@@ -85,12 +85,17 @@ def test_trainer_process_writes_a_lora_that_loads_and_changes_the_picture(settin
 
     folder = settings.loras_dir / code
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [LORA_WEIGHTS, f"{code}_kohya.safetensors", "meta.json"])
+        [LORA_WEIGHTS, f"{code}_kohya.safetensors", "meta.json", "face_reference.json"])
     assert not [p for p in settings.loras_dir.iterdir() if p.name.startswith(".")]
     meta = json.loads((folder / "meta.json").read_text())
     assert meta["code"] == code and meta["trigger_words"] == "sks person"
     assert meta["base_model"] == "demo/sd-inpaint" and meta["steps"] == 6 and meta["rank"] == 4
     assert meta["resolution"] == 64 and isinstance(meta["final_loss"], float) and meta["created_at"]
+    # The demo models paint noise, where no face is found: the last checkpoint is kept, and said so.
+    likeness = meta["likeness"]
+    assert likeness["held_back"] == 1 and [c["step"] for c in likeness["checkpoints"]] == [3, 6]
+    assert all(d is None for c in likeness["checkpoints"] for d in c["distances"])
+    assert likeness["chosen_step"] == 6 and "no face found in the validation paintings" in likeness["note"]
 
     from engine.generate import lora_folder  # the generation engine finds it under the code
     assert lora_folder(settings, code)[0] == folder

@@ -205,7 +205,7 @@ def test_a_single_path_instead_of_a_list_is_refused(tmp_path):
 
 
 def test_a_false_face_in_the_clothes_does_not_count_as_a_second_person():
-    """The face cascade alone sees a face in this crop's space suit; the eye check drops it."""
+    """The old Haar cascade saw a face in this crop's space suit; dlib's detector does not."""
     from engine.training.photos import detect_faces
     crop = astronaut().crop((28, 4, 428, 404))
     assert len(detect_faces(crop)) == 1

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -218,13 +219,15 @@ def _train_task(self, code: str) -> dict:
             if jobs.cancel_requested(job):
                 jobs.finish(job, st, "cancelled", "cancelled")
                 return {"outcome": "cancelled"}
-            if st.get("state") == "running":
-                if _trainer_beats(st, host, settings):
-                    proc = None  # another worker's (or an earlier copy's): follow it
-                elif jobs.settle_dead(settings, job, st, _why_dead(st, host)) != "queued":
+            if st.get("state") == "running" and _trainer_beats(st, host, settings):
+                proc = None  # another worker's (or an earlier copy's): follow it
+            elif st.get("state") == "running":
+                if st.get("host") == host and jobs.pid_alive(st.get("pid"), st.get("pid_started_at")):
+                    jobs._kill_group(st["pid"], signal.SIGKILL)  # alive but silent: hung
+                    jobs._wait_dead(st["pid"], st.get("pid_started_at"), 10.0)
+                if jobs.settle_dead(settings, job, st, _why_dead(st, host)) != "queued":
                     return {"outcome": jobs._raw_status(job).get("state")}
-                else:
-                    st = jobs._raw_status(job)
+                st = jobs._raw_status(job)
             if st.get("state") == "queued":
                 proc = jobs.spawn_trainer(settings, job, die_with_parent=True)
                 attempt = int(st.get("attempt") or 0) + 1

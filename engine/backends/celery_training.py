@@ -9,9 +9,10 @@ record of a training (engine.training.jobs); Celery only decides which worker ru
   the queue counts the queued jobs ahead, which the `train` queue serves in the same order.
 - cancel: a queued job is cancelled in its folder (its task, when delivered, finds it ended);
   a running one gets a cancel request that the worker running its trainer acts on.
-- A queued job whose message Redis no longer holds (a Redis restarted without persistence) is
-  sent again when its status is read: a second delivery of a job is harmless (the task
-  follows a job whose trainer beats, and ends at once on one that has ended).
+- A queued job whose message Redis no longer holds (a Redis restarted without persistence), or
+  a running one whose trainer has gone silent (its worker machine died whole), is sent again
+  when its status is read: a second delivery of a job is harmless (the task follows a job
+  whose trainer beats, resumes one whose trainer is dead, and ends at once on one that ended).
 """
 
 from __future__ import annotations
@@ -63,19 +64,30 @@ class CeleryTraining(TrainingJobs):
 
     def status(self, code: str) -> dict:
         st = super().status(code)
-        if st.get("state") == "queued" and time.time() - float(st.get("submitted_at") or 0) > RESEND_AFTER_S:
+        now = time.time()
+        lost = st.get("state") == "queued" and now - float(st.get("submitted_at") or 0) > RESEND_AFTER_S
+        # A trainer silent past the grace: its worker machine died whole, and Redis would hand
+        # the message on only after the visibility timeout (an hour). Another delivery now
+        # resumes it from its last checkpoint; the old message, when it comes back, finds the
+        # job taken or ended.
+        silent = (st.get("state") == "running" and
+                  now - float(st.get("heartbeat_at") or 0) > float(self.settings.heartbeat_grace_s))
+        if lost or silent:
             with reachable(UNREACHABLE):
-                if not self._message_held(code):
-                    jobs._log(jobs.job_dir(self.settings, code), "its message was lost (Redis restarted empty?): sent again")
+                if not self._message_held(code, taken_counts=lost):
+                    why = ("its message was lost (Redis restarted empty?)" if lost else
+                           "its trainer is silent (its worker gone?)")
+                    jobs._log(jobs.job_dir(self.settings, code), f"{why}: sent again")
                     self.app.send_task(TRAIN_TASK, args=(code,), task_id=training_task_id(code),
                                        queue=QUEUE, retry=True)
         return st
 
-    def _message_held(self, code: str) -> bool:
-        """Waiting in the `train` list or taken by a worker and not yet acknowledged."""
+    def _message_held(self, code: str, taken_counts: bool = True) -> bool:
+        """Waiting in the `train` list, or (when `taken_counts`) taken by a worker and not yet
+        acknowledged."""
         want = training_task_id(code)
         return (any(_message_id(raw) == want for raw in self.redis.lrange(QUEUE, 0, -1)) or
-                any(_unacked_id(raw) == want for raw in self.redis.hvals("unacked")))
+                (taken_counts and any(_unacked_id(raw) == want for raw in self.redis.hvals("unacked"))))
 
     def cancel(self, code: str) -> dict:
         st = jobs.cancel(self.settings, code)

@@ -7,34 +7,37 @@ focus *on the face*; all photos are checked (not just up to the first failure) s
 lists every photo to retake at once. A passing photo is cropped square around its face with a
 margin and the face box is kept: the trainer masks around it.
 
-Faces are found with OpenCV's bundled Haar cascade (`cv2.data.haarcascades` in
-opencv-python-headless 4.x; the 5.x wheels dropped it, hence the explicit error). It is
-small, CPU-only and deterministic, which is all a gatekeeper needs.
+Then the set must show one person: a LoRA trained on four photos of the visitor and one of
+somebody else learns a blend of two faces. Every good photo's face is embedded
+(`engine.likeness`, dlib's ResNet face model), the largest group of photos whose faces are
+close to each other is the visitor, and every other photo is refused as "a different person".
+
+Faces are found by the studio's one face detector, dlib's HOG detector in `engine.likeness`:
+measured against OpenCV's Haar cascade on the test faces it made fewer mistakes, and only
+safe ones (it refused two rotated photos; the cascade let a second person and a coin count as
+one face), at about the same speed (docs/benchmarks.md, "Likeness").
 """
 
 from __future__ import annotations
 
-import functools
 import io
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Hashable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
 
-from engine.errors import InvalidImage, InvalidInput, ModelError, PhotoCheckFailed
+from engine import likeness
+from engine.errors import InvalidImage, InvalidInput, PhotoCheckFailed
 from engine.images import load_image
 from engine.messages import Msg
 
-__all__ = ["PhotoRules", "CheckedPhoto", "check_photos", "check_photo", "photo_problem", "preview",
-           "detect_faces", "face_sharpness", "crop_around_face"]
+__all__ = ["PhotoRules", "CheckedPhoto", "check_photos", "check_photo", "photo_problem", "photo_verdict",
+           "identity_problems", "DIFFERENT_PERSON", "preview", "detect_faces", "face_sharpness",
+           "crop_around_face"]
 
-EYE_CASCADE = "haarcascade_eye.xml"
-CASCADE = "haarcascade_frontalface_default.xml"
-# Faces are searched on a copy no larger than this: phone photos at full size make the
-# cascade slow and find "faces" in every texture.
-DETECT_SIDE = 640
+DIFFERENT_PERSON = Msg("this looks like a different person from your other photos")
 # Sharpness is measured on the face scaled to this size, so a big sharp face and a small
 # sharp face score alike.
 SHARPNESS_SIDE = 128
@@ -54,11 +57,13 @@ class PhotoRules:
     resolution: int = 512          # side of the square crop given to the trainer
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 40_000_000
+    max_face_distance: float = likeness.SAME_PERSON  # faces closer than this: one person
 
     @classmethod
     def from_settings(cls, settings, **overrides) -> "PhotoRules":
         rules = cls(count_min=settings.photos_min, count_max=settings.photos_max,
-                    max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels)
+                    max_bytes=settings.max_upload_bytes, max_pixels=settings.max_image_pixels,
+                    max_face_distance=settings.face_threshold)
         return replace(rules, **overrides) if overrides else rules
 
     def count_text(self) -> Msg:
@@ -69,7 +74,8 @@ class PhotoRules:
 
 @dataclass
 class CheckedPhoto:
-    """A photo that passed: its square crop and the face box inside the crop (x0, y0, x1, y1)."""
+    """A photo that passed: its square crop and the face box inside the crop (x0, y0, x1, y1),
+    and its face's embedding, which stays in memory: the job's spec never holds it."""
 
     index: int
     image: Image.Image
@@ -77,6 +83,7 @@ class CheckedPhoto:
     source_size: tuple[int, int]
     source_face_box: tuple[int, int, int, int]
     sharpness: float
+    embedding: np.ndarray | None = field(default=None, repr=False)
 
     def to_spec(self, filename: str) -> dict:
         return {"file": filename, "face_box": list(self.face_box),
@@ -88,51 +95,14 @@ class _Rejected(Exception):
     """One photo's reason, in words a visitor can act on."""
 
 
-@functools.lru_cache(maxsize=2)
-def _cascade(name: str = CASCADE):
-    import cv2
-    folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
-    if not folder or not (Path(folder) / name).is_file():
-        raise ModelError(f"OpenCV's {name} is missing: install opencv-python-headless 4.x "
-                         "(the 5.x wheels no longer ship the Haar cascades)")
-    cascade = cv2.CascadeClassifier(str(Path(folder) / name))
-    if cascade.empty():
-        raise ModelError(f"OpenCV could not load {Path(folder) / name}")
-    return cascade
-
-
 def _gray(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.uint8)
 
 
 def detect_faces(img: Image.Image, rules: PhotoRules = PhotoRules()) -> list[tuple[int, int, int, int]]:
-    """Face boxes (x0, y0, x1, y1) in `img` pixels, largest first."""
-    scale = min(1.0, DETECT_SIDE / max(img.size))
-    work = img if scale == 1.0 else img.resize(
-        (max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.Resampling.BOX)
-    # No histogram equalisation and 6 neighbours: both measured to cut the cascade's false
-    # hits (a space suit, a tilted photo) without losing real faces.
-    min_px = max(24, int(min(work.size) * rules.min_face_fraction))
-    found = _cascade().detectMultiScale(_gray(work), scaleFactor=1.1, minNeighbors=6,
-                                        minSize=(min_px, min_px))
-    boxes = [(int(x / scale), int(y / scale), int((x + w) / scale), int((y + h) / scale))
-             for x, y, w, h in (found if len(found) else [])]
-    boxes.sort(key=lambda b: (b[2] - b[0]) * (b[3] - b[1]), reverse=True)
-    if len(boxes) > 1:
-        # The face cascade alone sees faces in folds of clothing; when it finds several,
-        # only those with an eye in their upper half count. A lone box is kept as it is, so
-        # glasses or a small face never turn one real face into "no face".
-        with_eyes = [b for b in boxes if _has_eye(img, b)]
-        boxes = with_eyes or boxes[:1]
-    return boxes
-
-
-def _has_eye(img: Image.Image, box: tuple[int, int, int, int]) -> bool:
-    x0, y0, x1, y1 = box
-    upper = img.crop((x0, y0, x1, y0 + int((y1 - y0) * 0.6))).resize((120, 72), Image.Resampling.BOX)
-    eyes = _cascade(EYE_CASCADE).detectMultiScale(_gray(upper), scaleFactor=1.1, minNeighbors=4,
-                                                  minSize=(12, 12))
-    return len(eyes) > 0
+    """Face boxes (x0, y0, x1, y1) in `img` pixels, largest first; faces smaller than
+    `rules.min_face_fraction` of the short side (people in the background) do not count."""
+    return [face.box for face in likeness.find_faces(img, rules.min_face_fraction)]
 
 
 def face_sharpness(img: Image.Image, box: tuple[int, int, int, int]) -> float:
@@ -191,18 +161,33 @@ def check_photo(source, index: int, rules: PhotoRules = PhotoRules()) -> Checked
         raise _Rejected(Msg("the face is blurred (sharpness {sharp:.0f}; at least {min:.0f}): "
                             "hold still and retake it", sharp=sharp, min=rules.min_sharpness))
     crop, face_box = crop_around_face(img, box, rules.margin, rules.resolution)
-    return CheckedPhoto(index, crop, face_box, img.size, box, sharp)
+    return CheckedPhoto(index, crop, face_box, img.size, box, sharp, likeness.embed(img, box))
+
+
+def photo_verdict(source, rules: PhotoRules = PhotoRules()) -> tuple[Msg | None, list[float] | None]:
+    """One photo's verdict as the visitor adds it (None: usable) and its face's embedding, so a
+    page can answer photo by photo while the visitor is still there to retake it, and tell who
+    else slipped in (`identity_problems`); `check_photos` checks the whole set again when the
+    training is asked for."""
+    try:
+        checked = check_photo(source, 0, rules)
+    except _Rejected as why:
+        return why.args[0], None
+    return None, None if checked.embedding is None else [float(v) for v in checked.embedding]
 
 
 def photo_problem(source, rules: PhotoRules = PhotoRules()) -> Msg | None:
-    """One photo's verdict as the visitor adds it (None: usable), so a page can answer photo by
-    photo while the visitor is still there to retake it; `check_photos` checks the whole set
-    again when the training is asked for."""
-    try:
-        check_photo(source, 0, rules)
-    except _Rejected as why:
-        return why.args[0]
-    return None
+    """One photo's verdict on its own (see `photo_verdict`)."""
+    return photo_verdict(source, rules)[0]
+
+
+def identity_problems(embeddings: Mapping[Hashable, Sequence[float]],
+                      max_distance: float = likeness.SAME_PERSON) -> dict[Hashable, Msg]:
+    """The photos (by key) whose face is not the visitor's: the visitor is the largest group
+    of faces all closer than `max_distance` to each other (`likeness.largest_group`; between
+    groups of one size, the one with the earliest photo)."""
+    kept = set(likeness.largest_group(embeddings, max_distance))
+    return {key: DIFFERENT_PERSON for key in embeddings if key not in kept}
 
 
 def preview(source, rules: PhotoRules = PhotoRules(), side: int = 256) -> bytes | None:
@@ -224,7 +209,8 @@ def check_photos(sources: Sequence, rules: PhotoRules = PhotoRules()) -> list[Ch
 
     `sources` are whatever `load_image` takes (bytes, paths, file objects). The count is
     checked too, but the photos given are still checked one by one so a visitor who sent
-    four photos also learns that the third one is blurred.
+    four photos also learns that the third one is blurred. The good photos must show one
+    person: any other face gets `DIFFERENT_PERSON` as its reason.
     """
     if isinstance(sources, (str, bytes, Path)) or not isinstance(sources, Sequence):
         raise InvalidInput("photos", type(sources).__name__, "a list of image files",
@@ -241,6 +227,9 @@ def check_photos(sources: Sequence, rules: PhotoRules = PhotoRules()) -> list[Ch
             checked.append(check_photo(src, i, rules))
         except _Rejected as why:
             problems[i] = why.args[0]
+    # One person: each good photo's face against the others'.
+    problems.update(identity_problems({c.index: c.embedding for c in checked if c.embedding is not None},
+                                      rules.max_face_distance))
     if problems or count_problem:
         raise PhotoCheckFailed(problems, count_problem)
     return checked

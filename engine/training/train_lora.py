@@ -18,7 +18,16 @@ What it trains, and why that way:
   fp16/bf16 autocast on CUDA only (CPUs are slower in half); gradient checkpointing only on
   cards under 8 GiB (`use_checkpointing`: it saves little memory here and costs 1.8× speed);
 - every random draw comes from one seeded generator saved in each checkpoint, so a run
-  resumed from `checkpoint-N` ends with exactly the weights of an uninterrupted one.
+  resumed from `checkpoint-N` ends with exactly the weights of an uninterrupted one;
+- the best checkpoint, not the last one (`Validator`): a face LoRA overtrains into a worse
+  likeness, so `CARTOLINA_FACE_VALIDATION` photos (1) are held back from training, and at each
+  checkpoint and at the end their faces are painted with the LoRA as it stands (a short
+  inpainting run, the face masked out) and measured against the visitor's face
+  (`engine.likeness`); the LoRA left behind is the closest checkpoint's, and every score goes
+  in `meta.json`. The visitor's reference, the mean embedding of their photos, is kept beside
+  the LoRA (`face_reference.json`) for the face pass to measure its pictures. Where no face
+  is found in the paintings (the demo models paint noise), the last checkpoint is kept and
+  `meta.json` says why.
 
 Heavy libraries are imported inside functions: the heartbeat must start beating before
 torch has finished importing, or a short grace would call a healthy trainer dead.
@@ -36,16 +45,19 @@ import sys
 import tempfile
 import time
 import traceback
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from engine import likeness
 from engine.errors import Cancelled, CartolinaError, JobError, ModelError
 from engine.models import LORA_WEIGHTS  # the face pass loads what the trainer writes
 from engine.training import jobs
 
 TARGET_MODULES = ["to_q", "to_k", "to_v", "to_out.0"]
 FACE_GROW = (0.25, 0.75)  # the two face masks: box grown by 25 % and by 75 % on each side
+VALIDATION_GUIDANCE = 7.5  # the face pass's default guidance
 
 
 def log(message: str) -> None:
@@ -207,8 +219,13 @@ def _min_snr_weights(scheduler, timesteps, gamma: float):
 
 # --- checkpoints ---------------------------------------------------------------------------------
 
-def save_checkpoint(job: Path, step: int, unet, optimizer, generator, scaler, loss, keep: int) -> Path:
-    """Written to a hidden folder and renamed, so a kill mid-save never leaves a torn one."""
+def save_checkpoint(job: Path, step: int, unet, optimizer, generator, scaler, loss, keep: int,
+                    extra: dict | None = None, protect: int | None = None) -> Path:
+    """Written to a hidden folder and renamed, so a kill mid-save never leaves a torn one.
+
+    `extra` goes into its state.json (the validation scores so far); the checkpoint of step
+    `protect` (the closest so far) is kept beside the latest `keep`, so its weights can still
+    be the ones left behind."""
     import torch
     from peft.utils import get_peft_model_state_dict
     from safetensors.torch import save_file
@@ -218,13 +235,14 @@ def save_checkpoint(job: Path, step: int, unet, optimizer, generator, scaler, lo
     torch.save({"optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                 "torch_rng": torch.get_rng_state(),
                 "scaler": scaler.state_dict() if scaler is not None else None}, stage / "trainer.pt")
-    (stage / "state.json").write_text(json.dumps({"step": step, "loss": loss}))
+    (stage / "state.json").write_text(json.dumps({"step": step, "loss": loss, **(extra or {})}))
     final = job / f"checkpoint-{step}"
     if final.exists():
         shutil.rmtree(final)
     os.replace(stage, final)
-    for _n, old in jobs.checkpoints(job)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    for n, old in jobs.checkpoints(job)[:-keep]:
+        if n != protect:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 
@@ -257,8 +275,10 @@ def kohya_state_dict(peft_state: dict, alpha: float) -> dict:
             for k, v in converted.items()}
 
 
-def save_lora(loras_dir: Path, code: str, unet, meta: dict, alpha: float) -> Path:
-    """loras/<code>/ appears complete or not at all (built aside, then renamed)."""
+def save_lora(loras_dir: Path, code: str, unet, meta: dict, alpha: float,
+              files: dict[str, bytes] | None = None) -> Path:
+    """loras/<code>/ appears complete or not at all (built aside, then renamed). `files` are
+    written beside the weights (the visitor's face reference)."""
     import torch
     from diffusers import StableDiffusionInpaintPipeline
     from diffusers.utils import convert_state_dict_to_diffusers
@@ -279,6 +299,8 @@ def save_lora(loras_dir: Path, code: str, unet, meta: dict, alpha: float) -> Pat
                             "ss_network_alpha": str(alpha), "ss_base_model_version": "sd_v1",
                             "cartolina_trigger_words": meta["trigger_words"]})
         (stage / "meta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        for name, data in (files or {}).items():
+            (stage / name).write_bytes(data)
         os.chmod(stage, 0o755)  # mkdtemp makes it private; the studio and its server read it
         for f in stage.iterdir():
             os.chmod(f, 0o644)
@@ -292,22 +314,136 @@ def save_lora(loras_dir: Path, code: str, unet, meta: dict, alpha: float) -> Pat
     return final
 
 
+# --- likeness: the visitor's reference and the checkpoint validation ------------------------------
+
+@dataclass(frozen=True)
+class ValidationPlan:
+    """How the trainer chooses its checkpoint (engine.config, CARTOLINA_FACE_VALIDATION*):
+    `held_back` photos are kept out of training and their faces painted at each checkpoint in
+    `steps` inpainting steps; 0 turns it off (the last checkpoint is kept)."""
+
+    held_back: int = 1
+    steps: int = 20
+
+    @classmethod
+    def from_settings(cls, settings) -> "ValidationPlan":
+        return cls(held_back=settings.face_validation, steps=settings.face_validation_steps)
+
+
+def visitor_reference(job: Path, entries: list) -> list:
+    """The embeddings of the visitor's faces in the job's crops (the photos where one is found)."""
+    from PIL import Image
+    vectors = []
+    for entry in entries:
+        with Image.open(job / entry["file"]) as img:
+            vector = likeness.face_vector(img.convert("RGB"))
+        if vector is not None:
+            vectors.append(vector)
+    return vectors
+
+
+class Validator:
+    """Paints the faces of the held-back photos with the LoRA as it stands and measures them.
+
+    Each held-back photo gives two inputs, the face masks the trainer trains with (the face box
+    grown by 25 % and by 75 %), painted from noise (strength 1: none of the real face shows
+    through) with the training caption, at a fixed seed per input so that every checkpoint is
+    judged on the same draws. The paintings' faces are measured against the visitor's reference
+    (`likeness.score_paintings`). It shares the trainer's UNet (LoRA included) and VAE; the
+    text encoder is not needed after the caption and the empty prompt are encoded here.
+    """
+
+    def __init__(self, entries: list, job: Path, opts, plan: ValidationPlan, reference, *, tokenizer,
+                 text_encoder, vae, unet, scheduler, text, device: str, mode: str, dtype):
+        import torch
+        from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
+        from PIL import Image
+
+        res = opts.resolution
+        self.images, self.masks = [], []
+        for entry in entries:
+            img = Image.open(job / entry["file"]).convert("RGB")
+            for grow in FACE_GROW:
+                self.images.append(img)
+                self.masks.append(Image.fromarray((_face_masks(res, entry["face_box"], grow) * 255).astype("uint8")))
+        self.seeds = [(opts.seed or 0) + i for i in range(len(self.images))]
+        with torch.no_grad():
+            ids = tokenizer("", padding="max_length", max_length=tokenizer.model_max_length,
+                            truncation=True, return_tensors="pt").input_ids.to(device)
+            self.negative = text_encoder(ids)[0].to(torch.float32)
+        self.text = text
+        self.unet, self.plan, self.reference = unet, plan, reference
+        self.res, self.device, self.mode, self.dtype = res, device, mode, dtype
+        self.pipe = StableDiffusionInpaintPipeline(
+            vae=vae, text_encoder=None, tokenizer=tokenizer, unet=unet,
+            scheduler=DDIMScheduler.from_config(scheduler.config), safety_checker=None,
+            feature_extractor=None, requires_safety_checker=False)
+        self.pipe.set_progress_bar_config(disable=True)
+
+    @property
+    def inputs(self) -> int:
+        return len(self.images)
+
+    def paint(self) -> list:
+        import torch
+        n = len(self.images)
+        was_training = self.unet.training
+        self.unet.eval()
+        try:
+            # Its own generators, and the global RNG restored: training draws stay as they were.
+            with torch.random.fork_rng(devices=[]), torch.no_grad(), \
+                    torch.autocast(device_type="cuda", dtype=self.dtype, enabled=self.mode != "no"):
+                return self.pipe(
+                    prompt_embeds=self.text.expand(n, -1, -1).to(self.dtype),
+                    negative_prompt_embeds=self.negative.to(self.device).expand(n, -1, -1).to(self.dtype),
+                    image=self.images, mask_image=self.masks, height=self.res, width=self.res,
+                    strength=1.0, num_inference_steps=self.plan.steps, guidance_scale=VALIDATION_GUIDANCE,
+                    generator=[torch.Generator("cpu").manual_seed(s) for s in self.seeds]).images
+        finally:
+            self.unet.train(was_training)
+
+    def run(self, step: int) -> dict:
+        """One checkpoint's validation: {step, distances (None: no face), score, seconds}."""
+        t0 = time.perf_counter()
+        distances = likeness.score_paintings(self.paint(), self.reference)
+        rounded = [None if d is None else round(d, 4) for d in distances]
+        score = likeness.checkpoint_score(distances)
+        return {"step": step, "distances": rounded, "score": None if score is None else round(score, 4),
+                "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _closest_step(history: list) -> int | None:
+    return likeness.closest({e["step"]: e["distances"] for e in history})
+
+
+def _validations_left(step: int, total: int, every: int) -> int:
+    """Validations still to come after `step`: one per regular checkpoint, one at the end."""
+    return max(0, (total - 1) // every - step // every) + (1 if step < total else 0)
+
+
 # --- the training run ----------------------------------------------------------------------------
 
 def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_setting: str = "auto",
           report: Callable[..., None] = lambda **_: None,
           should_stop: Callable[[], bool] = lambda: False, save_on_stop: Callable[[], bool] = lambda: False,
-          stop_after: int | None = None) -> dict:
+          stop_after: int | None = None, validation: ValidationPlan | None = None) -> dict:
     """Train from the spec (resuming from the latest checkpoint) and write the LoRA.
 
     `report(step=, loss=, eta_s=)` is called after each step, and the loss curve goes to
     `loss.csv` for the page's chart; `should_stop()` is polled before each step and raises
     `Cancelled` (after a checkpoint if `save_on_stop()` says so: a shutdown, unlike a visitor's
     cancel, will be resumed). `stop_after` ends the run early after that step with a
-    checkpoint (tests use it to simulate an interruption). Returns the meta written.
+    checkpoint (tests use it to simulate an interruption). `validation` says how the
+    checkpoint is chosen (default: the settings, `ValidationPlan.from_settings`). Returns the
+    meta written.
     """
     import torch
-    from peft import LoraConfig
+    from peft import LoraConfig, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    if validation is None:
+        from engine.config import load_settings
+        validation = ValidationPlan.from_settings(load_settings())
 
     opts = jobs.TrainOptions.from_dict(spec["options"]).checked()
     code = spec["code"]
@@ -327,16 +463,39 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
     if should_stop():
         raise Cancelled("cancelled before training started")
 
-    # 2. everything the frozen encoders produce, once
+    # 2. the visitor's face: the reference kept with the LoRA, and the photos held back to
+    # choose the checkpoint (only when there is a face to compare with)
+    photos = spec["photos"]
+    reference_vectors = visitor_reference(job, photos)
+    reference = likeness.mean_embedding(reference_vectors) if reference_vectors else None
+    held = min(validation.held_back, len(photos) - 1) if reference is not None else 0
+    trained, held_back = photos[:len(photos) - held], photos[len(photos) - held:]
+    if reference is None:
+        why_last = f"no face found in the photos at {opts.resolution} px: no reference kept, the last checkpoint kept"
+    elif validation.held_back == 0:
+        why_last = "validation off (CARTOLINA_FACE_VALIDATION=0): the last checkpoint kept"
+    elif not held:
+        why_last = "one photo only, none to hold back: the last checkpoint kept"
+    else:
+        why_last = "no face found in the validation paintings: the last checkpoint kept"
+    log(f"visitor's face found in {len(reference_vectors)} of {len(photos)} photos; "
+        f"{held} held back to choose the checkpoint")
+
+    # 3. everything the frozen encoders produce, once
     t0 = time.perf_counter()
-    cache = encode_dataset(spec, job, opts, tokenizer, text_encoder, vae, device, dtype)
+    cache = encode_dataset(dict(spec, photos=trained), job, opts, tokenizer, text_encoder, vae, device, dtype)
     n_img, n_var = cache.masks.shape[:2]
     log(f"cached {n_img} photos × {n_var} masks in {time.perf_counter() - t0:.1f} s")
-    del text_encoder, vae  # not needed any more: give the memory back to the UNet
+    validator = None
+    if held:
+        validator = Validator(held_back, job, opts, validation, reference, tokenizer=tokenizer,
+                              text_encoder=text_encoder, vae=vae, unet=unet, scheduler=scheduler,
+                              text=cache.text.to(device), device=device, mode=mode, dtype=dtype)
+    del text_encoder, vae  # not needed any more (the validator keeps the VAE): memory to the UNet
     if device == "cuda":
         torch.cuda.empty_cache()
 
-    # 3. the LoRA, seeded so the same spec gives the same start
+    # 4. the LoRA, seeded so the same spec gives the same start
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(opts.seed)
         unet.add_adapter(LoraConfig(r=opts.rank, lora_alpha=alpha, init_lora_weights="gaussian",
@@ -353,25 +512,36 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
     scaler = torch.amp.GradScaler("cuda") if mode == "fp16" else None
     gen = torch.Generator(device="cpu").manual_seed(opts.seed)
 
-    # 4. resume
-    step, loss_value = 0, None
+    # 5. resume
+    step, loss_value, history = 0, None, []
     ckpt = jobs.latest_checkpoint(job)
     if ckpt:
         step, loss_value = load_checkpoint(ckpt[1], unet, optimizer, gen, scaler)
+        history = json.loads((ckpt[1] / "state.json").read_text()).get("likeness") or []
         log(f"resumed from {ckpt[1].name} at step {step}")
     losses = jobs.LossLog(job, total, resumed_at=step)
     report(step=step, loss=loss_value, eta_s=None, force=True)
 
-    # 5. the loop
+    def checkpoint(at: int) -> None:
+        save_checkpoint(job, at, unet, optimizer, gen, scaler, loss_value, opts.checkpoints_keep,
+                        extra={"likeness": history}, protect=_closest_step(history))
+
+    def validate(at: int) -> None:
+        history.append(validator.run(at))
+        v = history[-1]
+        log(f"validation at step {at}: distances {v['distances']} (score {v['score']}) in {v['seconds']:.1f} s")
+
+    # 6. the loop
     n_t = scheduler.config.num_train_timesteps
     text = cache.text.to(device)
     bs = opts.batch_size
     recent: list[float] = []
+    validation_s = 0.0
     last = time.perf_counter()
     while step < total:
         if should_stop():
             if step > 0 and save_on_stop():
-                save_checkpoint(job, step, unet, optimizer, gen, scaler, loss_value, opts.checkpoints_keep)
+                checkpoint(step)
                 log(f"checkpoint-{step} saved on the way out")
             raise Cancelled(f"cancelled at step {step}")
         idx = torch.randint(n_img, (bs,), generator=gen)
@@ -413,14 +583,35 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
         now = time.perf_counter()
         recent = (recent + [now - last])[-20:]
         last = now
-        report(step=step, loss=round(loss_value, 6), eta_s=round(sum(recent) / len(recent) * (total - step), 1))
-        if step < total and (step % opts.checkpoint_every == 0 or step == stop_after):
-            save_checkpoint(job, step, unet, optimizer, gen, scaler, loss_value, opts.checkpoints_keep)
+        left_s = validation_s * _validations_left(step, total, opts.checkpoint_every) if validator else 0.0
+        report(step=step, loss=round(loss_value, 6),
+               eta_s=round(sum(recent) / len(recent) * (total - step) + left_s, 1))
+        regular = step % opts.checkpoint_every == 0
+        if step < total and (regular or step == stop_after):
+            if regular and validator:
+                validate(step)
+                validation_s = history[-1]["seconds"]
+            checkpoint(step)
             log(f"step {step}/{total}, loss {loss_value:.4f}: checkpoint-{step} saved")
+            last = time.perf_counter()  # a step's time leaves out the validation and the saving
         if stop_after is not None and step >= stop_after and step < total:
             return {"stopped_at": step}
 
-    # 6. the LoRA
+    # 7. the closest checkpoint: the end of the run is one candidate, the checkpoints kept others
+    if validator:
+        validate(step)
+    chosen = likeness.closest({e["step"]: e["distances"] for e in history
+                               if e["step"] == step or (job / f"checkpoint-{e['step']}").is_dir()})
+    if chosen is None:
+        chosen, note = step, why_last
+    elif chosen == step:
+        note = "the last checkpoint kept: its faces came closest to the visitor's"
+    else:
+        set_peft_model_state_dict(unet, load_file(str(job / f"checkpoint-{chosen}" / "lora.safetensors")))
+        note = f"checkpoint-{chosen} kept: its faces came closest to the visitor's"
+    log(note)
+
+    # 8. the LoRA
     meta = {"code": code, "trigger_words": opts.trigger_words.strip(),
             "caption": opts.caption.replace("{trigger}", opts.trigger_words.strip()),
             "base_model": spec.get("base_model_name") or spec["base_model"],
@@ -428,8 +619,13 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
             "learning_rate": opts.learning_rate, "resolution": opts.resolution, "seed": opts.seed,
             "photos": len(spec["photos"]), "final_loss": loss_value, "mixed_precision": mode,
             "target_modules": TARGET_MODULES, "weights": LORA_WEIGHTS, "kohya_weights": f"{code}_kohya.safetensors",
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    save_lora(loras_dir, code, unet, meta, alpha)
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "likeness": {"reference_photos": len(reference_vectors), "held_back": len(held_back),
+                         "inputs": validator.inputs if validator else 0,
+                         "validation_steps": validation.steps if validator else None,
+                         "checkpoints": history, "chosen_step": chosen, "note": note}}
+    files = {likeness.REFERENCE_FILE: likeness.reference_bytes(reference_vectors)} if reference_vectors else {}
+    save_lora(loras_dir, code, unet, meta, alpha, files)
     log(f"LoRA written to {loras_dir / code} (final loss {loss_value})")
     return meta
 
@@ -460,6 +656,10 @@ def main(args: argparse.Namespace) -> int:
         log(f"no readable {jobs.SPEC} in {job}")
         return 2
     code = spec["code"]
+    if spec.get("base_model_name"):
+        # The model by its name, under this machine's models/: the kiosk that wrote the spec
+        # may be another machine, with the data root mounted elsewhere.
+        spec = dict(spec, base_model=settings.resolve_model(spec["base_model_name"]))
 
     # First write, under the queue lock: strictly after the launcher's own `running` write.
     with jobs.queue_lock(settings):
