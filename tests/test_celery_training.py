@@ -85,7 +85,7 @@ def test_a_worker_killed_mid_training_leaves_it_to_another_that_resumes_from_its
     second = workers.start("second", "--queues", "train")
     control = CeleryTraining(settings).app.control
     assert control.cancel_consumer("train", destination=["second@test"], reply=True, timeout=10)
-    code = trainings.submit(face_photos(), opts(total_steps=400, checkpoint_every=3))["code"]
+    code = trainings.submit(face_photos(), opts(total_steps=60, checkpoint_every=3))["code"]
     job = settings.jobs_dir / code
     _until(lambda: jobs.read_status(settings, code)["step"] >= 4 and bool(jobs.checkpoints(job)),
            "a checkpoint", 300)
@@ -181,7 +181,7 @@ def test_a_worker_machine_that_dies_whole_leaves_its_training_to_another_at_once
     settings, _, workers = site
     trainings = training_backend(settings)
     first = workers.start("first", "--queues", "train")
-    code = trainings.submit(face_photos(), opts(total_steps=400, checkpoint_every=3))["code"]
+    code = trainings.submit(face_photos(), opts(total_steps=60, checkpoint_every=3))["code"]
     job = settings.jobs_dir / code
     _until(lambda: jobs.read_status(settings, code)["step"] >= 4 and bool(jobs.checkpoints(job)),
            "a checkpoint", 300)
