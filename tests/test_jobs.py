@@ -123,7 +123,10 @@ def test_two_trainings_asked_at_once_run_one_after_the_other(settings, demo_home
                 break
             time.sleep(0.1)
         done_a, done_b = now
-        time.sleep(0.5)  # let the watcher catch the last write
+        # until the watcher has seen both final writes (it reports on its own thread)
+        deadline = time.monotonic() + 30
+        while {c for c, s in events if s == "succeeded"} != {a["code"], b["code"]} and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert done_a["state"] == done_b["state"] == "succeeded", jobs.log_tail(settings.jobs_dir / b["code"])
     assert done_a["step"] == done_b["step"] == 4
     assert done_b["started_at"] >= done_a["finished_at"]
