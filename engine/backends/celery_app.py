@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import time
@@ -223,19 +222,14 @@ def _train_task(self, code: str) -> dict:
                 proc = None  # another worker's (or an earlier copy's): follow it
             elif st.get("state") == "running":
                 if st.get("host") == host and jobs.pid_alive(st.get("pid"), st.get("pid_started_at")):
-                    jobs._kill_group(st["pid"], signal.SIGKILL)  # alive but silent: hung
-                    jobs._wait_dead(st["pid"], st.get("pid_started_at"), 10.0)
+                    jobs.kill_hung(st["pid"], st.get("pid_started_at"))  # alive but silent
                 if jobs.settle_dead(settings, job, st, _why_dead(st, host)) != "queued":
                     return {"outcome": jobs._raw_status(job).get("state")}
                 st = jobs._raw_status(job)
             if st.get("state") == "queued":
-                proc = jobs.spawn_trainer(settings, job, die_with_parent=True)
-                attempt = int(st.get("attempt") or 0) + 1
-                now = time.time()
-                jobs.write_status(job, dict(st, state="running", pid=proc.pid, pid_started_at=jobs._pid_started(proc.pid),
-                                            host=host, worker=self.request.hostname, heartbeat_at=now,
-                                            started_at=st.get("started_at") or now, attempt=attempt))
-                jobs._log(job, f"trainer started by worker {self.request.hostname}, pid {proc.pid}, attempt {attempt}")
+                proc = jobs.start_trainer(settings, job, st, die_with_parent=True,
+                                          by=f" by worker {self.request.hostname}",
+                                          host=host, worker=self.request.hostname)
         _watch(self, settings, job, proc)
 
 

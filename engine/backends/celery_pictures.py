@@ -56,8 +56,7 @@ class CeleryPictures:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.app = celery_app(settings)
-        self.redis = redis_lib.Redis.from_url(settings.broker_url, socket_connect_timeout=2,
-                                              socket_timeout=5, decode_responses=True)
+        self.redis = broker_client(settings)
 
     # --- the interface -------------------------------------------------------------------------
 
@@ -234,13 +233,24 @@ def _unacked_queue(raw: str) -> str | None:
         return None
 
 
-_backends: dict[str, CeleryPictures] = {}
+def broker_client(settings: Settings) -> redis_lib.Redis:
+    """A Redis client that gives up in seconds, so a kiosk says "not reachable" instead of freezing."""
+    return redis_lib.Redis.from_url(settings.broker_url, socket_connect_timeout=2, socket_timeout=5,
+                                    decode_responses=True)
+
+
+_backends: dict[tuple, object] = {}
 _backends_lock = threading.Lock()
 
 
-def celery_pictures(settings: Settings) -> CeleryPictures:
-    key = repr(settings) + settings.broker_url
+def shared(kind: type, settings: Settings):
+    """One `kind` backend per process and settings, shared by every session."""
+    key = (kind, repr(settings) + settings.broker_url)
     with _backends_lock:
         if key not in _backends:
-            _backends[key] = CeleryPictures(settings)
+            _backends[key] = kind(settings)
         return _backends[key]
+
+
+def celery_pictures(settings: Settings) -> CeleryPictures:
+    return shared(CeleryPictures, settings)

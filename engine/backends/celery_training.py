@@ -18,14 +18,11 @@ record of a training (engine.training.jobs); Celery only decides which worker ru
 from __future__ import annotations
 
 import contextlib
-import threading
 import time
 from typing import Sequence
 
-import redis as redis_lib
-
 from engine.backends.celery_app import TRAIN_TASK, celery_app, training_task_id
-from engine.backends.celery_pictures import _message_id, _unacked_id, reachable
+from engine.backends.celery_pictures import _message_id, _unacked_id, broker_client, reachable, shared
 from engine.backends.embedded_training import TrainingJobs
 from engine.config import Settings
 from engine.errors import ServiceUnavailable
@@ -43,8 +40,7 @@ class CeleryTraining(TrainingJobs):
     def __init__(self, settings: Settings):
         super().__init__(settings)
         self.app = celery_app(settings)
-        self.redis = redis_lib.Redis.from_url(settings.broker_url, socket_connect_timeout=2,
-                                              socket_timeout=5, decode_responses=True)
+        self.redis = broker_client(settings)
 
     def submit(self, photos: Sequence, options: jobs.TrainOptions | None = None) -> dict:
         with reachable(UNREACHABLE):
@@ -96,14 +92,5 @@ class CeleryTraining(TrainingJobs):
         return st
 
 
-_backends: dict[str, CeleryTraining] = {}
-_lock = threading.Lock()
-
-
 def celery_training(settings: Settings) -> CeleryTraining:
-    key = repr(settings) + settings.broker_url
-    with _lock:
-        if key not in _backends:
-            _backends[key] = CeleryTraining(settings)
-        return _backends[key]
-
+    return shared(CeleryTraining, settings)

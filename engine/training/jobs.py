@@ -65,7 +65,7 @@ from engine.errors import Conflict, InvalidInput, JobError, ModelError, NotFound
 from engine.prompts import DEFAULT_TRIGGER  # the face pass and the trainer must agree
 
 __all__ = ["STATES", "FINISHED", "BROKEN", "ENDED", "TrainOptions", "submit", "cancel", "reconcile",
-           "spawn_trainer", "trainers_start_here", "settle_dead", "finish", "MAX_ATTEMPTS",
+           "spawn_trainer", "start_trainer", "kill_hung", "trainers_start_here", "settle_dead", "finish", "MAX_ATTEMPTS",
            "status", "read_status", "list_jobs", "wait", "job_dir", "queue_lock", "log_tail",
            "heartbeat_interval", "StatusWriter", "write_status", "cleanup_job", "pid_alive",
            "latest_checkpoint", "checkpoints", "cancel_requested", "LossLog", "loss_history"]
@@ -380,13 +380,24 @@ def _term_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
-def _spawn(settings: Settings, job: Path) -> int:
-    """Start the trainer detached; the launcher does not wait for it. A daemon thread reaps
-    it if it ends while the launcher still lives (no zombie); if the launcher ends first,
-    init adopts it."""
-    proc = spawn_trainer(settings, job)
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    return proc.pid
+def start_trainer(settings: Settings, job: Path, st: dict, *, die_with_parent: bool = False,
+                  by: str = "", **extra) -> subprocess.Popen:
+    """Start the trainer of a queued job and write `running` with its pid and the next attempt
+    (the caller holds the queue lock, so the trainer's own first write comes after)."""
+    proc = spawn_trainer(settings, job, die_with_parent=die_with_parent)
+    now = _now()
+    attempt = int(st.get("attempt") or 0) + 1
+    write_status(job, dict(st, state="running", pid=proc.pid, pid_started_at=_pid_started(proc.pid),
+                           heartbeat_at=now, started_at=st.get("started_at") or now, attempt=attempt,
+                           **extra))
+    _log(job, f"trainer started{by}, pid {proc.pid}, attempt {attempt}")
+    return proc
+
+
+def kill_hung(pid: int, started_at: float | None) -> bool:
+    """SIGKILL to a trainer alive but silent; True once it is provably gone."""
+    _kill_group(pid, signal.SIGKILL)
+    return _wait_dead(pid, started_at, 10.0)
 
 
 def trainers_start_here(settings: Settings) -> bool:
@@ -639,8 +650,7 @@ def reconcile(settings: Settings) -> dict:
                 continue
             if alive:
                 why = f"no heartbeat from trainer pid {pid} for {age:.0f} s (grace {grace:.0f} s)"
-                _kill_group(pid, signal.SIGKILL)
-                if not _wait_dead(pid, started, 10.0):
+                if not kill_hung(pid, started):
                     running += 1  # cannot prove it dead: leave it, try again next time
                     _log(job, f"{why}; it survives SIGKILL, leaving it for now")
                     continue
@@ -659,17 +669,14 @@ def reconcile(settings: Settings) -> dict:
                 report["cancelled"].append(job.name)
                 continue
             try:
-                pid = _spawn(settings, job)
+                proc = start_trainer(settings, job, st)
             except OSError as exc:
                 finish(job, st, "failed", f"cannot start the trainer: {exc}")
                 report["failed"].append(job.name)
                 continue
-            now = _now()
-            attempt = int(st.get("attempt") or 0) + 1
-            write_status(job, dict(st, state="running", pid=pid, pid_started_at=_pid_started(pid),
-                                   heartbeat_at=now, started_at=st.get("started_at") or now,
-                                   attempt=attempt))
-            _log(job, f"trainer started, pid {pid}, attempt {attempt}")
+            # Not waited for: a daemon thread reaps it if it ends while this process lives (no
+            # zombie); if this process ends first, init adopts it.
+            threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
             report["started"].append(job.name)
             running += 1
     return report
