@@ -30,8 +30,7 @@ def welcome() -> None:
     c2.page_link("app_pages/scene.py", label=_("2. Make a picture"), icon=":material/palette:")
     c3.page_link("app_pages/gallery.py", label=_("3. Find it by its code"), icon=":material/photo_library:")
     st.page_link("app_pages/privacy.py", label=_("What happens to your photos"), icon=":material/lock:")
-    if cfg.mode == "studio":
-        st.caption(f"Mode: **{cfg.mode}** · data folder: `{cfg.home}`")
+    # No server path on a visitor page, in either mode: the data folder is on the Catalog page.
 
 
 home = st.Page(welcome, title=_("Welcome"), icon=":material/home:", default=True)

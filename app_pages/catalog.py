@@ -8,12 +8,13 @@ from ui.catalog_places import places
 from ui.catalog_poses import poses_section
 from ui.catalog_transfer import transfer
 from ui.curator_access import editor_open
-from ui.state import catalog
+from ui.state import catalog, settings
 
 if not editor_open():
     st.stop()  # a kiosk session that has not signed in: Home.py does not even list this page
 
 st.title("Catalog")
+st.caption(f"Mode: **{settings().mode}** · data folder: `{settings().home}`")  # for curators, never visitors
 cat = catalog()
 show_note()
 

@@ -13,7 +13,11 @@ fresh data root, then measures, in one process and one run so the ratios are fai
 * training: the studio's trainer on five face photos at 512 px, seconds per step after the
   first few, the fixed caching cost, and the projected time of a default 1,500-step LoRA;
 * the face pass: a picture with that LoRA (both passes) against one without;
-* peak accelerator memory of generation and of training.
+* peak accelerator memory of generation and of training;
+* `--variants compile,offload,fast,fp32,bf16`: the same picture (and, for compile, the same
+  training) again with one switch changed (`CARTOLINA_COMPILE=1`, `CARTOLINA_CPU_OFFLOAD=1`,
+  `CARTOLINA_FAST=1`, `CARTOLINA_DTYPE=float32`, bf16 autocast), each against the plain run
+  of the same process: first picture (compilation included), warm picture, peak memory.
 
 Prints a markdown table and one JSON line (the figures for docs/benchmarks.md). On a CPU use
 `--size demo` for a quick check of the script itself; true size there is issue 14's business.
@@ -55,8 +59,12 @@ def peak_reset() -> None:
 
 
 def peak_gib() -> float | None:
+    """Peak GPU memory since the last reset; on a CPU the process's peak RSS so far (it only grows)."""
+    import resource
     import torch
-    return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
+    if torch.cuda.is_available():
+        return round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)  # Linux: KiB
 
 
 def timed(fn) -> float:
@@ -95,6 +103,48 @@ def request(steps: int, lora: str | None = None) -> dict:
             "seed": 5, "steps": steps, "selected_lora": lora}
 
 
+VARIANTS = {  # name → settings changed; what each costs or saves is measured against the plain run
+    "compile": {"compile": "inductor"},
+    "offload": {"cpu_offload": True},
+    "fast": {"fast": True},
+    "fp32": {"dtype": "float32", "cpu_bf16": "off"},
+    "bf16": {"cpu_bf16": "on"},
+}
+
+
+def free_pipelines() -> None:
+    import gc
+    import torch
+    from engine import models
+    models._cache.clear()
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def bench_variant(settings, name: str, steps: int, runs: int) -> dict:
+    """One picture setting against the plain one: load, first picture, warm median, peak."""
+    from dataclasses import replace
+    from engine import generate as gen
+    from engine.catalog import Catalog
+    from engine.models import load_pipelines
+    free_pipelines()
+    varied = replace(settings, **VARIANTS[name])
+    cat = Catalog.open(settings)
+    peak_reset()
+    t = time.perf_counter()
+    pipes = load_pipelines(varied)
+    load_s = time.perf_counter() - t
+    first_s = timed(lambda: gen.generate(request(steps), varied, catalog=cat, pipelines=pipes))
+    warm = [timed(lambda: gen.generate(request(steps), varied, catalog=cat, pipelines=pipes)) for _ in range(runs)]
+    out = {"load_s": load_s, "first_picture_s": first_s, "picture_s": statistics.median(warm),
+           "precision": pipes.precision.name if pipes.precision else str(pipes.dtype),
+           "steps_run": pipes.plan(steps, 7.5)[0], "peak_gib": peak_gib()}
+    del pipes
+    free_pipelines()
+    return out
+
+
 def bench_generation(settings, steps: int, runs: int) -> dict:
     import torch
     from engine import generate as gen, prompts
@@ -112,8 +162,8 @@ def bench_generation(settings, steps: int, runs: int) -> dict:
                                   action_description=scene.action_description, shot_type="MES",
                                   age="adult", gender="woman", details="a blue coat", tokenizer=pipes.tokenizer)
 
-    def bare() -> None:
-        with torch.inference_mode():
+    def bare() -> None:  # the same autocast as the engine's (bf16 on a CPU that has it)
+        with torch.inference_mode(), pipes.autocast():
             pipes.body(prompt=built.prompt, negative_prompt=built.negative_prompt, image=scene.poi,
                        mask_image=scene.pose_mask, control_image=scene.control, height=512, width=512,
                        strength=1.0, padding_mask_crop=gen._crop_padding(scene.pose_mask, 0.08, 8),
@@ -134,13 +184,14 @@ def bench_generation(settings, steps: int, runs: int) -> dict:
             "picture_runs_s": engine_t, "generation_peak_gib": peak_gib()}
 
 
-def bench_training(settings, steps: int, checkpointing: str = "auto") -> dict:
+def bench_training(settings, steps: int, checkpointing: str = "auto", compile_backend: str = "",
+                   resolution: int = 512) -> dict:
     from engine.models import pick_device
     from engine.training import jobs
     from engine.training.train_lora import train
 
-    opts = jobs.TrainOptions(total_steps=steps, resolution=512, rank=16, checkpoint_every=10**6, seed=0,
-                             gradient_checkpointing=checkpointing)
+    opts = jobs.TrainOptions(total_steps=steps, resolution=resolution, rank=16, checkpoint_every=10**6,
+                             seed=0, gradient_checkpointing=checkpointing)
     st = jobs.submit(face_photos(), settings, opts, start=False)
     job = settings.jobs_dir / st["code"]
     spec = json.loads((job / "spec.json").read_text())
@@ -149,7 +200,8 @@ def bench_training(settings, steps: int, checkpointing: str = "auto") -> dict:
     sync()
     t0 = time.perf_counter()
     train(spec, job, settings.loras_dir, device=pick_device(settings.device), dtype_setting=settings.dtype,
-          report=lambda **kw: stamps.append((kw["step"], time.perf_counter())))
+          report=lambda **kw: stamps.append((kw["step"], time.perf_counter())), cpu_bf16=settings.cpu_bf16,
+          channels_last=settings.channels_last, compile_backend=compile_backend)
     total_s = time.perf_counter() - t0
     steps_t = [(s, t) for s, t in stamps if s >= 1]
     warm = [b[1] - a[1] for a, b in zip(steps_t[3:], steps_t[4:])]  # past the first few steps
@@ -184,35 +236,64 @@ def main(argv=None) -> int:
     ap.add_argument("--train-steps", type=int, default=30, help="training steps timed (≥ 10)")
     ap.add_argument("--checkpointing-off-too", action="store_true",
                     help="also train with gradient checkpointing off: its speed against its memory")
+    ap.add_argument("--variants", default="", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    ap.add_argument("--no-training", action="store_true", help="pictures only")
     args = ap.parse_args(argv)
 
     import torch
     home, settings, built_s = make_home(args.size)
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        ap.error(f"--variants: unknown {sorted(unknown)}; accepted: {', '.join(VARIANTS)}")
     gen_r = bench_generation(settings, args.steps, args.runs)
-    train_r = bench_training(settings, args.train_steps)
-    face_r = bench_face_pass(settings, args.steps, train_r["code"], args.runs)
+    train_r, face_r = {}, {}
+    if not args.no_training:
+        train_r = bench_training(settings, args.train_steps)
+        face_r = bench_face_pass(settings, args.steps, train_r["code"], args.runs)
+    var_r = {}
+    for name in variants:
+        var_r[name] = bench_variant(settings, name, args.steps, args.runs)
+        print(f"variant {name}: {json.dumps(var_r[name])}", flush=True)
+        if name == "compile" and not args.no_training:
+            var_r[name]["training"] = bench_training(settings, args.train_steps, compile_backend="inductor")
     if args.checkpointing_off_too:
         off = bench_training(settings, args.train_steps, "off")
         train_r.update(no_ckpt_s_per_step=off["s_per_step"], no_ckpt_peak_gib=off["training_peak_gib"],
                        no_ckpt_lora_1500_s=off["lora_1500_s"])
     card = torch.cuda.get_device_name(0) if torch.cuda.is_available() else platform.processor() or platform.machine()
     result = {"size": args.size, "card": card, "torch": torch.__version__, "steps": args.steps,
-              "models_built_s": built_s, **gen_r, **train_r, **face_r}
+              "models_built_s": built_s, **gen_r, **train_r, **face_r, "variants": var_r}
     rows = [
         ("machine", card),
         ("models", f"{args.size} (SD-1.5 shapes, random weights), {gen_r['dtype']}"),
         ("pipelines from disk (cold load)", f"{gen_r['load_s']:.1f} s"),
         ("first picture after load", f"{gen_r['first_picture_s']:.2f} s"),
         (f"picture, body pass only, {args.steps} steps", f"{gen_r['picture_s']:.2f} s"),
+        ("cold (load + first picture) / warm picture",
+         f"{(gen_r['load_s'] + gen_r['first_picture_s']) / gen_r['picture_s']:.2f}×"),
         ("engine.generate / bare diffusers call", f"{gen_r['engine_over_bare']:.3f}×"),
-        (f"picture with the visitor's LoRA (both passes)", f"{face_r['picture_with_face_s']:.2f} s"),
-        ("both passes / body only", f"{face_r['face_pass_ratio']:.2f}×"),
-        ("training: seconds per step (512 px, rank 16)", f"{train_r['s_per_step']:.3f} s"),
-        ("training: fixed cost (load + cache)", f"{train_r['fixed_s']:.1f} s"),
-        (f"projected default LoRA ({DEFAULT_LORA_STEPS} steps)", f"{train_r['lora_1500_s'] / 60:.1f} min"),
-        ("peak accelerator memory: generation / training",
-         f"{gen_r['generation_peak_gib']} / {train_r['training_peak_gib']} GiB"),
     ]
+    if train_r:
+        rows += [
+            (f"picture with the visitor's LoRA (both passes)", f"{face_r['picture_with_face_s']:.2f} s"),
+            ("both passes / body only", f"{face_r['face_pass_ratio']:.2f}×"),
+            ("training: seconds per step (512 px, rank 16)", f"{train_r['s_per_step']:.3f} s"),
+            ("training: fixed cost (load + cache)", f"{train_r['fixed_s']:.1f} s"),
+            (f"projected default LoRA ({DEFAULT_LORA_STEPS} steps)", f"{train_r['lora_1500_s'] / 60:.1f} min"),
+        ]
+    rows += [("peak accelerator memory: generation / training",
+              f"{gen_r['generation_peak_gib']} / {train_r.get('training_peak_gib')} GiB")]
+    for name, v in var_r.items():
+        rows += [(f"{name}: first picture / warm picture ({v['steps_run']} steps, {v['precision']})",
+                  f"{v['first_picture_s']:.2f} s / {v['picture_s']:.2f} s"),
+                 (f"{name}: warm picture / plain warm picture", f"{v['picture_s'] / gen_r['picture_s']:.2f}×"),
+                 (f"{name}: peak accelerator memory", f"{v['peak_gib']} GiB")]
+        if "training" in v:
+            t = v["training"]
+            rows += [(f"{name}: training seconds per step / plain", f"{t['s_per_step']:.3f} s / "
+                      f"{t['s_per_step'] / train_r['s_per_step']:.2f}×"),
+                     (f"{name}: training fixed cost (compilation included)", f"{t['fixed_s']:.1f} s")]
     if "no_ckpt_s_per_step" in train_r:
         rows += [("training without gradient checkpointing: seconds per step / peak memory",
                   f"{train_r['no_ckpt_s_per_step']:.3f} s / {train_r['no_ckpt_peak_gib']} GiB"),

@@ -113,9 +113,16 @@ def _cmd_catalog_archive(args) -> int:
                            reason=f"catalog {args.action} needs a file")
     cat = Catalog.open(_settings())
     if args.action == "export":
+        if os.path.isdir(args.file):
+            raise InvalidInput("FILE", args.file, "the archive's path, e.g. catalog.zip",
+                               reason="a folder, not a file")
         buf = io.BytesIO()
         report = catalog_archive.export_catalog(cat, buf)
-        images.atomic_write_bytes(args.file, buf.getvalue())  # never half an archive
+        try:
+            images.atomic_write_bytes(args.file, buf.getvalue())  # never half an archive
+        except OSError as exc:  # a folder without write permission, a name too long, ...
+            raise CartolinaError(f"could not write {args.file}: {exc.strerror or exc}; "
+                                 "choose another path") from None
         verb = "exported"
     else:
         report = catalog_archive.import_catalog(cat, args.file, args.mode)

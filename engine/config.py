@@ -18,6 +18,7 @@ from engine.errors import InvalidInput
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
+SWITCHES = ("auto", "on", "off")
 DTYPES = ("auto", "float32", "float16", "bfloat16")
 MODES = ("studio", "kiosk")
 
@@ -46,6 +47,18 @@ class Settings:
     attention_slicing: bool = False
     vae_tiling: bool = False
     cpu_offload: bool = False
+    # Speed (engine.precision, engine.speedups, docs/deployment.md): bf16 autocast on a CPU
+    # (auto: where the CPU has native bf16), NHWC convolutions (auto: on CUDA), and the
+    # torch.compile backend ("" off; CARTOLINA_COMPILE=1 is "inductor").
+    cpu_bf16: str = "auto"
+    channels_last: str = "auto"
+    compile: str = ""
+    # Fast mode: a few-step LCM scheduler (with an LCM-LoRA fused into the UNet when one is
+    # found) and the tiny autoencoder; empty locations: the folders beside the inpainting model.
+    fast: bool = False
+    fast_steps: int = 6
+    fast_lora: str = ""
+    tiny_vae: str = ""
     # Upload and image limits.
     max_upload_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 40_000_000
@@ -216,6 +229,19 @@ def _bool(env: dict, name: str, default: bool) -> bool:
     raise InvalidInput(name, raw, "1/0, true/false, yes/no, on/off")
 
 
+def _compile_backend(env: dict, name: str = "CARTOLINA_COMPILE") -> str:
+    """1/on → torch's default compiler (inductor), 0/off → none, or a backend by name (checked
+    against torch's list when the models load: reading settings never imports torch)."""
+    raw = (env.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return ""
+    if raw in ("1", "true", "yes", "on"):
+        return "inductor"
+    if not re.fullmatch(r"[a-z][a-z0-9_]{0,40}", raw):
+        raise InvalidInput(name, raw, "1/0, on/off, or a torch.compile backend name (e.g. inductor)")
+    return raw
+
+
 def _secret(env: dict, name: str) -> str:
     """NAME, or the contents of the file NAME_FILE points to: the form Docker and compose
     secrets take (a file under /run/secrets/), so the value never sits in an environment
@@ -298,6 +324,13 @@ def load_settings(env: dict | None = None) -> Settings:
         attention_slicing=_bool(env, "CARTOLINA_ATTENTION_SLICING", False),
         vae_tiling=_bool(env, "CARTOLINA_VAE_TILING", False),
         cpu_offload=_bool(env, "CARTOLINA_CPU_OFFLOAD", False),
+        cpu_bf16=_choice(env, "CARTOLINA_CPU_BF16", "auto", SWITCHES),
+        channels_last=_choice(env, "CARTOLINA_CHANNELS_LAST", "auto", SWITCHES),
+        compile=_compile_backend(env),
+        fast=_bool(env, "CARTOLINA_FAST", False),
+        fast_steps=_int(env, "CARTOLINA_FAST_STEPS", 6, 1, 50),
+        fast_lora=env.get("CARTOLINA_FAST_LORA") or "",
+        tiny_vae=env.get("CARTOLINA_TINY_VAE") or "",
         max_upload_bytes=_int(env, "CARTOLINA_MAX_UPLOAD_MB", 25, 1, 500) * 1024 * 1024,
         max_image_pixels=_int(env, "CARTOLINA_MAX_IMAGE_PIXELS", 40_000_000, 10_000, 400_000_000),
         max_image_side=_int(env, "CARTOLINA_MAX_IMAGE_SIDE", 4096, 64, 20000),

@@ -19,7 +19,11 @@ from engine import codes
 from engine.config import Settings
 from engine.errors import CartolinaError, Conflict, NotFound
 
-__all__ = ["forget", "pictures_with_lora", "delete_picture", "remove"]
+__all__ = ["forget", "pictures_with_lora", "delete_picture", "remove", "LORA_STAGE"]
+
+# The folder a trainer builds a LoRA in before renaming it to loras/<code>/
+# (`engine.training.train_lora.save_lora`); a trainer killed mid-save leaves it behind.
+LORA_STAGE = ".tmp-"
 
 
 def remove(path: Path) -> None:
@@ -79,9 +83,11 @@ def forget(settings: Settings, code: str) -> dict:
     code = codes.check_code(code, "code")
     report = {"code": code, "job": _forget_job(settings, code), "lora": False, "pictures": []}
     lora = settings.loras_dir / code
-    if lora.exists():
-        remove(lora)
-        report["lora"] = True
+    # and a half-saved one a killed trainer left: weights and the face reference all the same
+    for folder in [lora, *settings.loras_dir.glob(f"{LORA_STAGE}{code}-*")]:
+        if folder.exists():
+            remove(folder)
+            report["lora"] = True
     pictures = set(pictures_with_lora(settings, code))
     if (settings.outputs_dir / f"{code}.png").exists() or (settings.records_dir / f"{code}.json").exists():
         pictures.add(code)

@@ -32,6 +32,7 @@ from engine.diskfull import disk_full_guard
 from engine.errors import Cancelled, InvalidInput, NotFound
 from engine.messages import Msg
 from engine.models import LORA_WEIGHTS, Pipelines, get_pipelines
+from engine.pose_check import offerable_actions
 
 FIELDS = ("poi_name", "poi_image", "action_name", "action_shot_type", "age", "gender",
           "other_details", "selected_lora", "dynamic_action_selection", "action_prompt",
@@ -217,10 +218,14 @@ def _accepted_for(name: str, catalog: Catalog):
 # --- 2. action -----------------------------------------------------------------------------------
 
 def choose_action(req: Request, catalog: Catalog) -> tuple[str, list | None]:
-    """The requested action, or the best-ranked one that has images for the shot type."""
+    """The requested action, or the best-ranked of the poses offered to visitors (all three
+    distances present and valid, `pose_check.offerable_actions`): a pose a curator is still
+    building must not be picked from words either."""
     if not req.dynamic_action_selection:
         return req.action_name, None
-    candidates = [a for a in catalog.list_actions() if req.action_shot_type in catalog.shot_types(a.name)]
+    offered = set(offerable_actions(catalog))
+    candidates = [a for a in catalog.list_actions()
+                  if a.name in offered and req.action_shot_type in catalog.shot_types(a.name)]
     if not candidates:
         raise InvalidInput("action_shot_type", req.action_shot_type, "a shot type some action has images for",
                            reason=Msg("no pose has images for this distance"))
@@ -357,9 +362,10 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
     face_tries = settings.face_tries if reference is not None else 1
     face_seed = req.face_seed if req.face_seed is not None else (seed + 1) % (SEED_MAX + 1)
     import torch
-    with pipes.lock, torch.inference_mode():
-        body_steps = planned_steps(pipes.body.scheduler, req.steps, 1.0)
-        face_steps = planned_steps(pipes.face.scheduler, req.steps, FACE_STRENGTH) if lora_dir else 0
+    steps, guidance = pipes.plan(req.steps, req.guidance)  # fast mode: its few steps, no guidance
+    with pipes.lock, torch.inference_mode(), pipes.autocast():
+        body_steps = planned_steps(pipes.body.scheduler, steps, 1.0)
+        face_steps = planned_steps(pipes.face.scheduler, steps, FACE_STRENGTH) if lora_dir else 0
         total = body_steps + face_steps * face_tries  # at most: the tries may stop early
         # 4. body pass: a person in the pose, inside the pose mask only
         with pipes.lora(None, None):
@@ -368,7 +374,7 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
                 image=scene.poi, mask_image=scene.pose_mask, control_image=scene.control,
                 height=BODY_RESOLUTION, width=BODY_RESOLUTION, strength=1.0,
                 padding_mask_crop=_crop_padding(scene.pose_mask, 0.08, 8),
-                num_inference_steps=req.steps, guidance_scale=req.guidance,
+                num_inference_steps=steps, guidance_scale=guidance,
                 generator=torch.Generator("cpu").manual_seed(seed),
                 callback_on_step_end=step_callback("body", body_steps),
             ).images[0]
@@ -380,7 +386,7 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
         if lora_dir is not None:
             painted, face_likeness, face_seed = paint_face(
                 pipes, req, built, picture, scene.face_mask, lora_dir, reference, settings,
-                face_seed, face_tries, step_callback("face", face_steps))
+                face_seed, face_tries, step_callback("face", face_steps), steps, guidance)
             picture = Image.composite(painted, picture, scene.face_mask)
             t = lap("face", t)
     models = {"inpaint": pipes.inpaint_model, "controlnet": pipes.controlnet_model,
@@ -389,8 +395,9 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
     meta = {"request": asdict(req), "action_name": action_name, "prompt": built.prompt,
             "negative_prompt": built.negative_prompt,
             "face_prompt": built.face_prompt if lora_dir else None, "prompt_cut": built.cut,
-            "seed": seed, "steps": req.steps, "guidance": req.guidance, "face_pass": lora_dir is not None,
-            "models": models, "face_strength": FACE_STRENGTH if lora_dir else None,
+            "seed": seed, "steps": steps, "guidance": guidance, "face_pass": lora_dir is not None,
+            "models": models, "precision": pipes.precision.name if pipes.precision else str(pipes.dtype),
+            "fast": pipes.fast is not None, "face_strength": FACE_STRENGTH if lora_dir else None,
             "face_seed": face_seed if lora_dir else None, "likeness": face_likeness}
     code, path = save_output(settings, picture, meta, code)
     lap("save", t)
@@ -400,7 +407,7 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
                   face_pass=lora_dir is not None, face_pass_note=face_note, prompt=built.prompt,
                   negative_prompt=built.negative_prompt,
                   face_prompt=built.face_prompt if lora_dir else None, prompt_cut=built.cut,
-                  seed=seed, steps=req.steps, guidance=req.guidance, width=picture.width,
+                  seed=seed, steps=steps, guidance=guidance, width=picture.width,
                   height=picture.height, models=models,
                   ranking=ranking["ranking"] if ranking else None, timings_s=timings,
                   face_seed=face_seed if lora_dir else None, likeness=face_likeness)
@@ -408,13 +415,17 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
 
 def paint_face(pipes: Pipelines, req: Request, built, picture: Image.Image, face_mask: Image.Image,
                lora_dir: Path, reference, settings: Settings, first_seed: int, tries: int,
-               callback) -> tuple[Image.Image, dict, int]:
+               callback, steps: int | None = None, guidance: float | None = None
+               ) -> tuple[Image.Image, dict, int]:
     """The face pass: up to `tries` seeds from `first_seed`, each face measured against the
     visitor's `reference`, the closest kept; it stops at a face closer than `settings.face_close`,
     and at a try whose face cannot be found or measured (no reference, or the demo models'
     noise), since further tries could not be judged either. Returns (the kept face pass's
-    image, its likeness record, its seed); the caller holds the pipelines' lock."""
+    image, its likeness record, its seed); the caller holds the pipelines' lock. `steps` and
+    `guidance`: what `Pipelines.plan` made of the request's (default: the request's)."""
     import torch
+    steps = req.steps if steps is None else steps
+    guidance = req.guidance if guidance is None else guidance
     region = face_region(face_mask)
     records, best, best_image, note = [], None, None, ""
     with pipes.lora(req.selected_lora, lora_dir):
@@ -425,7 +436,7 @@ def paint_face(pipes: Pipelines, req: Request, built, picture: Image.Image, face
                 image=picture, mask_image=face_mask,
                 height=FACE_RESOLUTION, width=FACE_RESOLUTION, strength=FACE_STRENGTH,
                 padding_mask_crop=_crop_padding(face_mask, 0.5, 8),
-                num_inference_steps=req.steps, guidance_scale=req.guidance,
+                num_inference_steps=steps, guidance_scale=guidance,
                 generator=torch.Generator("cpu").manual_seed(seed),
                 callback_on_step_end=callback,
             ).images[0]

@@ -14,11 +14,12 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from engine import precision, speedups
 from engine.config import Settings
 from engine.errors import ModelError
 from engine.model_store import (CONTROLNET, DEFAULT_CONTROLNET_ID, DEFAULT_INPAINT_ID, INPAINT,
@@ -47,12 +48,15 @@ def pick_device(requested: str) -> str:
     return "cpu"
 
 
-def pick_dtype(requested: str, device: str):
-    """fp16 on CUDA (half the memory, same pictures), fp32 elsewhere (CPUs are slow in fp16)."""
-    import torch
-    if requested == "auto":
-        return torch.float16 if device == "cuda" else torch.float32
-    return {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[requested]
+def pick_dtype(requested: str, device: str, cpu_bf16: str = "auto"):
+    """The dtype the picture pipelines' weights are loaded in (engine.precision)."""
+    return picture_precision(requested, device, cpu_bf16).weights
+
+
+def picture_precision(requested: str, device: str, cpu_bf16: str = "auto"):
+    """Weights and autocast for pictures: fp16 on CUDA, bf16 autocast on a CPU with native bf16,
+    fp32 elsewhere, or what `CARTOLINA_DTYPE` asks for (engine.precision)."""
+    return precision.for_pictures(requested, device, {"auto": None, "on": True, "off": False}[cpu_bf16])
 
 
 def _source(settings: Settings, location: str, variable: str) -> tuple[str, str]:
@@ -86,6 +90,8 @@ class Pipelines:
     dtype: object
     inpaint_model: str
     controlnet_model: str
+    precision: precision.Precision | None = None  # the autocast every pass runs under
+    fast: speedups.FastParts | None = None  # fast mode: few LCM steps, no guidance
     lora_cache_size: int = 4
     lock: threading.RLock = field(default_factory=threading.RLock)
     loras: "OrderedDict[str, str]" = field(default_factory=OrderedDict)  # code → adapter name
@@ -94,6 +100,15 @@ class Pipelines:
     @property
     def tokenizer(self):
         return self.body.tokenizer
+
+    def plan(self, steps: int, guidance: float) -> tuple[int, float]:
+        """The steps and guidance a pass really runs: the request's, or fast mode's."""
+        if self.fast is not None:
+            return self.fast.steps, speedups.FAST_GUIDANCE
+        return steps, guidance
+
+    def autocast(self):
+        return self.precision.context() if self.precision is not None else nullcontext()
 
     def _ensure_lora(self, code: str, folder: Path) -> str:
         name = f"lora_{code}"
@@ -138,7 +153,9 @@ _cache_lock = threading.Lock()
 def _cache_key(settings: Settings) -> tuple:
     return (settings.resolve_model(settings.inpaint_model), settings.resolve_model(settings.controlnet_model),
             settings.device, settings.dtype, settings.attention_slicing, settings.vae_tiling,
-            settings.cpu_offload, settings.inpaint_config, settings.controlnet_config)
+            settings.cpu_offload, settings.inpaint_config, settings.controlnet_config, settings.cpu_bf16,
+            settings.channels_last, settings.compile, settings.fast, settings.fast_steps, settings.fast_lora,
+            settings.tiny_vae)
 
 
 def get_pipelines(settings: Settings) -> Pipelines:
@@ -158,7 +175,9 @@ def load_pipelines(settings: Settings) -> Pipelines:
                            StableDiffusionInpaintPipeline)
 
     device = pick_device(settings.device)
-    dtype = pick_dtype(settings.dtype, device)
+    prec = picture_precision(settings.dtype, device, settings.cpu_bf16)
+    dtype = prec.weights
+    fast = speedups.find_fast_parts(settings) if settings.fast else None
     cn_kind, cn_where = _source(settings, settings.controlnet_model, "CARTOLINA_CONTROLNET_MODEL")
     sd_kind, sd_where = _source(settings, settings.inpaint_model, "CARTOLINA_INPAINT_MODEL")
     offline = not settings.allow_hub
@@ -172,6 +191,8 @@ def load_pipelines(settings: Settings) -> Pipelines:
                                                          variant=weights_variant(cn_where))
         common = dict(controlnet=controlnet, dtype=dtype, safety_checker=None,
                       requires_safety_checker=False)
+        if fast is not None and fast.tiny_vae is not None:  # the big VAE is then never loaded
+            common["vae"] = speedups.load_tiny_vae(fast.tiny_vae, dtype)
         if sd_kind == "file":
             body = StableDiffusionControlNetInpaintPipeline.from_single_file(
                 sd_where, config=str(single_file_config(settings, INPAINT)), local_files_only=True,
@@ -186,6 +207,13 @@ def load_pipelines(settings: Settings) -> Pipelines:
     if body.unet.config.in_channels != 9:
         raise ModelError(f"CARTOLINA_INPAINT_MODEL: {settings.inpaint_model!r} is not an inpainting "
                          f"model (its UNet takes {body.unet.config.in_channels} channels; accepted: 9)")
+    if fast is not None:
+        speedups.make_fast(body, fast)
+        for note in fast.notes():
+            log.warning("fast mode: %s", note)
+    speedups.use_sdpa(body.unet, body.controlnet, body.vae)
+    if speedups.channels_last_on(settings.channels_last, device):
+        speedups.to_channels_last(body.unet, body.controlnet, body.vae)
     if settings.cpu_offload and device == "cuda":
         body.enable_model_cpu_offload()
     elif device != "cpu":  # loaded on the CPU already
@@ -194,10 +222,15 @@ def load_pipelines(settings: Settings) -> Pipelines:
         body.enable_attention_slicing()
     if settings.vae_tiling:
         body.vae.enable_tiling()
+    if settings.compile:
+        speedups.compile_modules(body.unet, body.controlnet, device=device, backend=settings.compile)
     body.set_progress_bar_config(disable=True)
-    face = StableDiffusionInpaintPipeline.from_pipe(body, dtype=dtype)  # else it casts the shared modules to fp32
+    # dtype: else from_pipe casts the shared modules to fp32; vae: it refuses a tiny one unless named
+    face = StableDiffusionInpaintPipeline.from_pipe(body, dtype=dtype, vae=body.vae)
     face.set_progress_bar_config(disable=True)
-    return Pipelines(body=body, face=face, device=device, dtype=dtype,
+    log.info("pipelines on %s, %s%s%s", device, prec.name, ", fast mode" if fast else "",
+             f", compiled ({settings.compile})" if settings.compile else "")
+    return Pipelines(body=body, face=face, device=device, dtype=dtype, precision=prec, fast=fast,
                      inpaint_model=_model_name(settings.inpaint_model, sd_where),
                      controlnet_model=_model_name(settings.controlnet_model, cn_where),
                      lora_cache_size=settings.lora_cache_size)

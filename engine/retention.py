@@ -6,7 +6,8 @@ supervisor calls once a day and what `python -m engine retention` runs; `dry_run
 would go. Age counts from when a thing was made: a finished job from its end, a LoRA and a
 picture from their files. A queued or running job is never deleted, whatever its age, nor
 the LoRA its trainer is writing. Temp files a killed writer left beside pictures and records
-go too, once they are an hour old.
+go too, once they are an hour old, and so does a LoRA a trainer killed while saving it left
+half-built (`loras/.tmp-<code>-*`: weights and the visitor's face reference).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 from engine import codes
 from engine.config import Settings
 from engine.errors import InvalidInput
-from engine.forget import delete_picture, remove
+from engine.forget import LORA_STAGE, delete_picture, remove
 
 __all__ = ["sweep"]
 
@@ -87,9 +88,10 @@ def sweep(settings: Settings, days: int | None = None, dry_run: bool = False) ->
     pictures |= {p.stem for p in _coded(settings.records_dir, ".json")
                  if _mtime(p) < cutoff and not (settings.outputs_dir / f"{p.stem}.png").exists()}
     report["pictures"] = sorted(pictures)
-    for folder in (settings.outputs_dir, settings.records_dir):
+    for folder, pattern in ((settings.outputs_dir, ".*.tmp"), (settings.records_dir, ".*.tmp"),
+                            (settings.loras_dir, f"{LORA_STAGE}*")):
         if folder.is_dir():
-            report["temp_files"] += sorted(str(p) for p in folder.glob(".*.tmp")
+            report["temp_files"] += sorted(str(p) for p in folder.glob(pattern)
                                            if _mtime(p) < now - TEMP_GRACE_S)
     if not dry_run:
         for code in report["pictures"]:

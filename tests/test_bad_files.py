@@ -140,6 +140,9 @@ BAD_JOB_FILES = {
         job, lambda st: dict(st, state="paused")), "'state' is 'paused'"),
     "status missing": ("status.json", lambda job: (job / "status.json").unlink(), "is missing"),
     "spec truncated": ("spec.json", lambda job: (job / "spec.json").write_text('{"code": "'), "is not valid JSON"),
+    "spec garbage": ("spec.json", lambda job: (job / "spec.json").write_bytes(b"\x89\xff\x00garbage"),
+                     "cannot be read"),
+    "spec {}": ("spec.json", lambda job: (job / "spec.json").write_text("{}"), "has no 'code'"),
     "spec []": ("spec.json", lambda job: (job / "spec.json").write_text("[]"), "holds list"),
     "spec submitted_ns as text": ("spec.json", lambda job: (job / "spec.json").write_text(json.dumps(
         dict(json.loads((job / "spec.json").read_text()), submitted_ns="soon"))), "'submitted_ns' is \"soon\""),
@@ -216,3 +219,17 @@ def test_a_folder_given_as_a_photo_is_that_photos_error_not_a_traceback(demo_hom
     assert "photo 3: a folder, not an image file" in out.stderr
     assert not any((demo_home / "jobs").iterdir()) or \
         [p.name for p in (demo_home / "jobs").iterdir()] == [".queue.lock"]
+
+
+def test_a_folder_given_as_the_catalog_archive_is_named_not_a_traceback(demo_home, tmp_path):
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    before = (demo_home / "catalog_db.json").read_bytes()
+    out = engine_cli("catalog", "export", str(folder), home=demo_home)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert f"error: FILE: a folder, not a file (got '{folder}')" in out.stderr
+    out = engine_cli("catalog", "import", str(folder), "--merge", home=demo_home)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "archive: not a zip file" in out.stderr and "Is a directory" in out.stderr
+    assert list(folder.iterdir()) == [] and list(tmp_path.glob(".exports.*")) == []
+    assert (demo_home / "catalog_db.json").read_bytes() == before

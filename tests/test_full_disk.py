@@ -9,9 +9,12 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
+import psutil
 import pytest
 from PIL import Image
 
@@ -132,6 +135,57 @@ def test_a_training_on_a_full_disk_says_so_and_leaves_no_photo(full_home):
         jobs.submit(face_photos(), settings, jobs.TrainOptions(total_steps=2, resolution=64), start=False)
     assert files(home) == before
     assert [p.name for p in settings.jobs_dir.iterdir() if p.name != ".queue.lock"] == []
+
+
+def _trainers_of(job) -> list[psutil.Process]:
+    """The live trainers of `job` (a zombie holds no file of the disk open)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        if str(job) in (proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(proc)
+    return found
+
+
+def _until_no_trainer_of(job, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while _trainers_of(job):
+        assert time.monotonic() < deadline, f"a trainer of {job} still runs"
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(300)
+def test_a_queued_training_stays_queued_on_a_full_disk_and_trains_once_there_is_room(
+        disk, demo_models_root, demo_catalog_root, monkeypatch):
+    home = disk / "home"
+    home.mkdir()
+    fill_demo_home(home, demo_models_root, demo_catalog_root)
+    monkeypatch.setenv("CARTOLINA_HOME", str(home))
+    settings = load_settings()
+    settings.ensure_dirs()
+    code = jobs.submit(face_photos(), settings, jobs.TrainOptions(
+        total_steps=2, resolution=64, rank=4, checkpoint_every=2, random_masks=1, seed=5), start=False)["code"]
+    job = settings.jobs_dir / code
+    queued = (job / "status.json").read_bytes()
+    fill(disk)
+    try:
+        out = subprocess.run([sys.executable, "-m", "engine", "jobs"], cwd=REPO, capture_output=True, text=True,
+                             env=dict(os.environ, CARTOLINA_HOME=str(home)), timeout=120)
+        assert out.returncode == 1 and "Traceback" not in out.stderr
+        assert out.stderr.startswith(f"error: the disk is full: could not write {settings.jobs_dir} ")
+        with pytest.raises(DiskFull, match="^the disk is full"):
+            jobs.reconcile(settings)  # as the supervisor's round does
+        assert (job / "status.json").read_bytes() == queued  # not failed: the disk is not the job's fault
+        assert _trainers_of(job) == []  # and no trainer runs that the job does not record
+
+        (disk / "filler").unlink()
+        assert jobs.reconcile(settings)["started"] == [code]
+        done = jobs.wait(settings, code, timeout=240, poll_s=0.2)
+        assert (done["state"], done["attempt"]) == ("succeeded", 1), jobs.log_tail(job)
+        _until_no_trainer_of(job)  # it ends on its own after its final status
+    finally:
+        for trainer in _trainers_of(job):  # a failed test's, before the disk is unmounted
+            jobs._kill_group(trainer.pid, signal.SIGKILL)
+        _until_no_trainer_of(job)
 
 
 def test_demo_on_a_full_disk_says_so_without_a_traceback_and_leaves_no_half_model(disk):

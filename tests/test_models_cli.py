@@ -107,6 +107,8 @@ def test_fetch_downloads_only_what_a_pipeline_loads(hub, hub_repos, offline_flag
     rc, out, err = _run(capsys, "models", "fetch", "--json")
     assert rc == 0, err
     report = json.loads(out)
+    # huggingface_hub's progress bars, on stderr (bytes too, on a terminal)
+    assert "Fetching" in err and "100%|" in err
     assert offline_flag.HF_HUB_OFFLINE is True  # lifted for fetch's own calls only
     assert report["environment"] == {"CARTOLINA_INPAINT_MODEL": DEFAULT_INPAINT_ID,
                                      "CARTOLINA_CONTROLNET_MODEL": DEFAULT_CONTROLNET_ID}
@@ -222,6 +224,23 @@ def test_models_info_names_what_will_not_load(demo_home, capsys, monkeypatch):
     assert f"  loads: no: {weights}: not a readable safetensors file" in out and "truncated?" in out
     assert (f"  loads: no: CARTOLINA_CONTROLNET_MODEL: '{DEFAULT_CONTROLNET_ID}' not found" in out
             and "run `python -m engine models fetch` to download it" in out)
+
+
+def test_models_info_names_a_hub_id_as_such_without_going_online(demo_home, capsys, monkeypatch):
+    def refuse(self, address):
+        raise OSError(f"test: network blocked (connect to {address})")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("CARTOLINA_ALLOW_HUB", "1")
+    monkeypatch.setenv("CARTOLINA_INPAINT_MODEL", "someone/not-fetched")
+    rc, out, _ = _run(capsys, "models", "info", "--json")
+    report = json.loads(out)
+    hub = report["models"]["inpaint"]
+    assert (hub["source"], hub["where"], hub["loads"], hub["parameters"]) == ("hub", "someone/not-fetched", None, None)
+    assert "not checked here" in hub["note"] and "models fetch" in hub["note"]
+    assert report["models"]["controlnet"]["loads"] is True and report["weights_bytes"] is None
+    assert rc == 0 and report["ok"] is True  # not known to fail: a machine that is online may load it
+    rc, out, _ = _run(capsys, "models", "info")
+    assert "  hub someone/not-fetched\n  a hub id: downloaded when first loaded" in out
 
 
 def test_every_module_loads_in_the_configured_dtype(demo_home, monkeypatch):

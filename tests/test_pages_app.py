@@ -77,7 +77,8 @@ def test_welcome_page_leads_to_every_visitor_page(home, fresh_ui, lang):
     assert texts["welcome"] in _text(at) and texts["demo"] in at.info[0].value
     assert [link.proto.label for link in at.get("page_link")] == texts["links"]
     assert at.get("button_group")[0].value == lang  # the language switch shows the language in use
-    assert "Mode: **studio**" in _text(at) and texts["start over"] not in [b.label for b in at.button]
+    assert texts["start over"] not in [b.label for b in at.button]  # studio mode: no kiosk chrome
+    assert str(home) not in _text(at) and "Mode:" not in _text(at)  # no server path on a visitor page
 
 
 def test_welcome_page_switches_language(home, fresh_ui):
@@ -149,9 +150,10 @@ def test_privacy_page_says_what_is_kept_and_for_how_long(home, fresh_ui, lang):
 
 
 @pytest.mark.parametrize("lang", LANGS)
-def test_a_broken_installation_shows_one_plain_sentence_and_no_path(demo_home, fresh_ui, lang):
+def test_a_broken_installation_shows_one_plain_sentence_and_no_path(demo_home, fresh_ui, lang, caplog):
     """The catalog file is damaged on disk: the page says so plainly, in the visitor's
     language, with no traceback and no server path (the server's log has the detail)."""
+    caplog.set_level("ERROR", logger="cartolina.ui")
     (demo_home / "catalog_db.json").write_text("{ not json")
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=60)
     if lang:
@@ -163,3 +165,6 @@ def test_a_broken_installation_shows_one_plain_sentence_and_no_path(demo_home, f
     expected = {"en": "Something went wrong on our side", "it": "Qualcosa non ha funzionato"}[lang]
     assert expected in shown
     assert not at.exception and str(demo_home) not in shown and "Traceback" not in shown
+    # the log keeps what the visitor is spared: the file, what is wrong with it, the traceback
+    assert f"catalog file {demo_home / 'catalog_db.json'} is not valid JSON" in caplog.text
+    assert "Traceback" in caplog.text and "catalog restore" in caplog.text

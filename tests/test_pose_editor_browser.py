@@ -1,5 +1,6 @@
-"""A curator makes a pose in a real browser: moves two joints of its skeleton by clicking on
-the picture, cuts part of its person mask with the brush, and visitors are offered it.
+"""A curator makes a place and a pose in a real browser: adds the place with a photo, moves two
+joints of a new pose's skeleton by clicking on the picture, cuts part of its person mask with
+the brush, and visitors are offered the pose, at the new place, with its preview.
 
 The editor sits in the catalog page's pose section, in the expander "Edit the skeleton and
 masks". The joint picture is streamlit-image-coordinates (an iframe with an <img>, clicked at
@@ -49,6 +50,14 @@ def studio(tmp_path, demo_models_root, demo_catalog_root):
         yield base, home
 
 
+@pytest.fixture
+def site_photo(tmp_path):
+    from engine.demo.scenes import draw_scene
+    path = tmp_path / "temple steps.png"
+    draw_scene("monument", (640, 480), seed=7).save(path)
+    return path
+
+
 def _cat(home):
     return Catalog.open(load_settings({"CARTOLINA_HOME": str(home)}))
 
@@ -68,11 +77,19 @@ def _move(page, joint_label: str, to: tuple[float, float], drawn):
 
 
 @pytest.mark.browser
-def test_curator_builds_a_pose_by_moving_two_joints_and_cuts_its_mask(studio):
+def test_curator_adds_a_place_builds_a_pose_by_moving_two_joints_and_cuts_its_mask(studio, site_photo):
     base, home = studio
     with browser_page(1280, 1000) as page:
         page.goto(base + "/catalog")
-        settled(page, "Add a place").get_by_text("Poses (actions)").click()
+        settled(page, "Add a place").get_by_text("Add a place").click()
+        page.get_by_label("Name of the place").fill("Scalinata")
+        page.get_by_label("Description").first.fill("The temple steps")
+        page.get_by_role("button", name="Add place").click()
+        settled(page, "Added the place Scalinata.")  # selected: its photo form is drawn for it
+        page.get_by_label("Photo name").fill("Gradini")
+        page.locator("input[type=file]").first.set_input_files(str(site_photo))
+        page.get_by_role("button", name="Add photo").click()
+        settled(page, "Added the photo Gradini.").get_by_text("Poses (actions)").click()
         settled(page, "Add a pose").get_by_text("Add a pose").click()
         page.get_by_label("Name of the pose").fill("leaning")
         page.get_by_role("button", name="Add pose").click()
@@ -119,5 +136,17 @@ def test_curator_builds_a_pose_by_moving_two_joints_and_cuts_its_mask(studio):
         assert np.array_equal(after[200], before[200])        # the rest of the person is still there
         assert fus.keypoints[K["r_wrist"]] == pytest.approx([150, 60], abs=2.5)
 
+        # Visitors are offered the pose at the new place: chosen by its tile, with its preview.
         page.goto(base + "/scene")
-        page.get_by_role("button", name="Leaning").wait_for()  # visitors are offered it
+        settled(page, "1. The place").get_by_text("Scalinata", exact=True).click()
+        chosen = page.get_by_test_id("stBaseButton-primary")
+        expect(chosen.filter(has_text="Gradini")).to_have_count(1)  # the place's one photo
+        page.locator(RUN_ENDED).wait_for()
+        preview = page.get_by_test_id("stImage").filter(has_text="Preview. Blue").locator("img")
+        before = preview.get_attribute("src")
+        page.get_by_role("button", name="Leaning").click()
+        expect(chosen.filter(has_text="Leaning")).to_have_count(1)
+        expect(preview).not_to_have_attribute("src", before)  # the preview follows the pose
+        screenshot(page, "pose-editor-new-pose-offered-at-the-new-place")
+    rec = _cat(home).get_poi_image("Scalinata", "Gradini")
+    assert (rec.width, rec.height) == (640, 480)

@@ -112,6 +112,17 @@ def test_forget_deletes_the_lora_its_job_and_every_picture_made_with_it_and_noth
     assert again.returncode == 2 and "nothing is kept under code" in again.stderr
 
 
+def test_forget_deletes_a_lora_a_killed_trainer_left_half_saved(settings):
+    """`save_lora` builds loras/.tmp-<code>-*/ and renames it: killed in between, the weights
+    and the face reference stay there, under the visitor's code all the same."""
+    half = settings.loras_dir / ".tmp-04718263-x1y2z3"
+    half.mkdir(parents=True)
+    (half / "pytorch_lora_weights.safetensors").write_bytes(b"weights")
+    other = lora(settings, "11111111")
+    assert forget(settings, "04718263") == {"code": "04718263", "job": False, "lora": True, "pictures": []}
+    assert not half.exists() and other.is_dir()
+
+
 def test_forget_of_a_picture_code_deletes_that_picture(settings):
     keep, gone = picture(settings), picture(settings)
     assert forget(settings, gone) == {"code": gone, "job": False, "lora": False, "pictures": [gone]}
@@ -168,6 +179,11 @@ def season(demo_home, monkeypatch):
         made[name] = f"{days:08d}"
         age(lora(settings, made[name]), days)
     age(lora(settings, made["old waiting job"]), 11)  # a resumed trainer's: kept with its job
+    for name, days in (("old half-saved lora", 1), ("new half-saved lora", 0)):  # a trainer killed mid-save
+        made[name] = settings.loras_dir / f".tmp-{made['old lora']}-{name[:3]}"
+        made[name].mkdir()
+        (made[name] / "pytorch_lora_weights.safetensors").write_bytes(b"weights")
+        age(made[name], days)
     for name, days in (("old picture", 11), ("new picture", 1), ("old record alone", 11)):
         made[name] = picture(settings, made["old lora"])
         age(settings.outputs_dir / f"{made[name]}.png", days)
@@ -193,12 +209,13 @@ def test_retention_deletes_what_is_older_than_the_period_and_never_an_active_job
     assert report["kept_active"] == [made["old waiting job"]]
     assert report["loras"] == [made["old lora"]]
     assert report["pictures"] == sorted([made["old picture"], made["old record alone"]])
-    assert report["temp_files"] == [str(made["old temp"])]
+    assert report["temp_files"] == [str(made["old temp"]), str(made["old half-saved lora"])]
     left = everything(settings.home)
     for code in (made["old job"], made["old broken job"]):
         assert not (settings.jobs_dir / code).exists()
     assert {made["new job"], made["old waiting job"]} <= {p.name for p in settings.jobs_dir.iterdir()}
-    assert {p.name for p in settings.loras_dir.iterdir()} == {made["new lora"], made["old waiting job"]}
+    assert {p.name for p in settings.loras_dir.iterdir()} == {made["new lora"], made["old waiting job"],
+                                                              made["new half-saved lora"].name}
     assert {p for p in left if p.startswith(("outputs/", "records/"))} == {
         f"outputs/{made['new picture']}.png", f"records/{made['new picture']}.json",
         f"outputs/{made['new temp'].name}"}

@@ -121,6 +121,26 @@ def test_a_picture_waits_its_turn_can_be_cancelled_and_the_line_moves(studio):
         assert "The picture was cancelled." in _texts(at)
 
 
+def test_a_picture_being_painted_is_cancelled_and_nothing_is_saved(studio):
+    """Cancel works during the passes too: the visitor's own picture is running (the
+    pipelines held, as at its first step) and stops at its next step once they are free."""
+    line = picture_queue(studio)
+    with painting_blocked(studio):
+        at = _submit(_page())
+        code = at.session_state["picture_job"]
+        until(lambda: line.status(code).state == "running")
+        at.run()
+        assert [p.proto.text for p in at.progress] == ["Getting ready…"]  # no place in line: its turn
+        assert "Number" not in _texts(at) and _button(at, "Make my picture").disabled
+        _button(at, "Cancel").click().run()
+        assert line.status(code).state == "running"  # it stops at its next step, not mid-step
+    assert line.wait(code, timeout=300).state == "cancelled"
+    at.run()
+    assert "The picture was cancelled." in _texts(at) and not at.progress
+    assert not (studio.outputs_dir / f"{code}.png").exists()
+    assert not _button(at, "Make my picture").disabled
+
+
 def test_the_picture_is_shown_with_another_and_another_pose(studio):
     at = _page()
     at.button(key="pose-1").click().run()

@@ -14,6 +14,7 @@ Layout (under ``models_dir``)::
         model_index.json
         unet/  vae/  text_encoder/  tokenizer/  scheduler/
     demo/controlnet-openpose/       ControlNetModel.save_pretrained(...)
+    demo/taesd/                     AutoencoderTiny.save_pretrained(...), for fast mode
 
 Run ``python -m engine.demo.models [MODELS_DIR] [--force]`` to build them by hand.
 """
@@ -38,6 +39,7 @@ from engine.errors import ModelError
 # Bump when the build *code* changes in a way the config hash cannot see (e.g. a new
 # initialisation rule), so existing demo folders are rebuilt on the next start.
 RECIPE_VERSION = 1
+TINY_VAE_DIR = "taesd"  # beside sd-inpaint/, where fast mode looks for it (engine.speedups)
 SEED = 1234
 MARKER_NAME = "BUILD.json"
 
@@ -131,6 +133,7 @@ def _full_size(recipe: dict) -> dict:
              "block_out_channels": [128, 256, 512, 512], "down_block_types": ["DownEncoderBlock2D"] * 4,
              "up_block_types": ["UpDecoderBlock2D"] * 4, "layers_per_block": 2, "sample_size": 512,
              "scaling_factor": 0.18215},
+        tiny_vae={},  # AutoencoderTiny's defaults are TAESD's shape (2,445,063 parameters)
         dtype="float16",
     )
 
@@ -208,6 +211,9 @@ def _demo_recipe(vocab_size: int) -> dict:
         # ControlNet's output convs start at zero in diffusers; a small random start makes the
         # control image actually change the demo picture, so pose flows are really exercised.
         "controlnet_zero_conv_std": 0.02,
+        # The tiny autoencoder fast mode decodes with (engine.speedups): TAESD's layout, shrunk.
+        "tiny_vae": {"encoder_block_out_channels": [8, 8, 8, 8], "decoder_block_out_channels": [8, 8, 8, 8],
+                     "num_encoder_blocks": [1, 1, 1, 1], "num_decoder_blocks": [1, 1, 1, 1]},
     }
 
 
@@ -326,6 +332,7 @@ def _build_into(stage: Path, recipe: dict, vocab: dict, merges: list) -> None:
     # fork_rng: seeding must not reset the caller's global RNG (a trainer in the same process).
     with torch.random.fork_rng(devices=[]):
         text_encoder, unet, vae, controlnet = _seeded_models(recipe, vocab)
+        tiny_vae = _seeded_tiny_vae(recipe)
 
     # from_config (not __init__) keeps `clip_sample: false` in the saved config, so swapping in
     # DDIM via `DDIMScheduler.from_config(...)` does not silently turn sample clipping on.
@@ -336,13 +343,22 @@ def _build_into(stage: Path, recipe: dict, vocab: dict, merges: list) -> None:
     if recipe.get("dtype") == "float16":  # the true-size weights, as real checkpoints ship them
         pipe.to(dtype=torch.float16)
         controlnet.to(dtype=torch.float16)
+        tiny_vae.to(dtype=torch.float16)
 
     inpaint_dir = stage / "sd-inpaint"
     pipe.save_pretrained(str(inpaint_dir), safe_serialization=True)
     # transformers v5 writes only tokenizer.json; keep the classic CLIP files beside it too.
     _write_tokenizer_files(inpaint_dir / "tokenizer", vocab, merges)
     controlnet.save_pretrained(str(stage / "controlnet-openpose"), safe_serialization=True)
+    tiny_vae.save_pretrained(str(stage / TINY_VAE_DIR), safe_serialization=True)
     shutil.rmtree(tok_dir)
+
+
+def _seeded_tiny_vae(recipe: dict):
+    import torch
+    from diffusers import AutoencoderTiny
+    torch.manual_seed(recipe["seed"] + 4)
+    return AutoencoderTiny(**recipe["tiny_vae"]).eval()
 
 
 def _seeded_models(recipe: dict, vocab: dict):
@@ -481,13 +497,15 @@ def build_demo_models(models_dir: Path, force: bool = False, size: str = "demo")
                 _build_into(stage, recipe, vocab, merges)
                 with contextlib.suppress(FileNotFoundError):
                     (demo_dir / MARKER_NAME).unlink()
-                for name, target in (("sd-inpaint", inpaint_dir), ("controlnet-openpose", controlnet_dir)):
+                tiny_dir = demo_dir / TINY_VAE_DIR
+                for name, target in (("sd-inpaint", inpaint_dir), ("controlnet-openpose", controlnet_dir),
+                                     (TINY_VAE_DIR, tiny_dir)):
                     if target.exists():
                         trash = Path(tempfile.mkdtemp(prefix=".trash-", dir=demo_dir))
                         os.replace(target, trash / name)
                     os.replace(stage / name, target)
                 files = {}
-                for target in (inpaint_dir, controlnet_dir):
+                for target in (inpaint_dir, controlnet_dir, tiny_dir):
                     files.update(_file_sizes(target, demo_dir))
                 _write_json_atomic(demo_dir / MARKER_NAME, {
                     "recipe_version": RECIPE_VERSION,

@@ -60,7 +60,7 @@ from typing import Callable, Iterator, Sequence
 
 from engine import codes
 from engine.config import REPO_ROOT, Settings
-from engine.diskfull import disk_full_guard
+from engine.diskfull import disk_full_guard, is_disk_full
 from engine.errors import Conflict, InvalidInput, JobError, ModelError, NotFound
 from engine.prompts import DEFAULT_TRIGGER  # the face pass and the trainer must agree
 
@@ -351,6 +351,9 @@ def _trainer_env(settings: Settings) -> dict:
         "CARTOLINA_MAX_PARALLEL_TRAININGS": str(settings.max_parallel_trainings),
         "CARTOLINA_DEVICE": settings.device,
         "CARTOLINA_DTYPE": settings.dtype,
+        "CARTOLINA_CPU_BF16": settings.cpu_bf16,
+        "CARTOLINA_CHANNELS_LAST": settings.channels_last,
+        "CARTOLINA_COMPILE": settings.compile or "0",
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": os.pathsep.join([str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])),
     })
@@ -387,9 +390,14 @@ def start_trainer(settings: Settings, job: Path, st: dict, *, die_with_parent: b
     proc = spawn_trainer(settings, job, die_with_parent=die_with_parent)
     now = _now()
     attempt = int(st.get("attempt") or 0) + 1
-    write_status(job, dict(st, state="running", pid=proc.pid, pid_started_at=_pid_started(proc.pid),
-                           heartbeat_at=now, started_at=st.get("started_at") or now, attempt=attempt,
-                           **extra))
+    try:
+        write_status(job, dict(st, state="running", pid=proc.pid, pid_started_at=_pid_started(proc.pid),
+                               heartbeat_at=now, started_at=st.get("started_at") or now, attempt=attempt,
+                               **extra))
+    except BaseException:  # a full disk: no trainer runs that its job does not record
+        _kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     _log(job, f"trainer started{by}, pid {proc.pid}, attempt {attempt}")
     return proc
 
@@ -626,7 +634,8 @@ def reconcile(settings: Settings) -> dict:
     if not settings.jobs_dir.is_dir():
         return report
     grace = float(settings.heartbeat_grace_s)
-    with queue_lock(settings):
+    # A full disk stops the round as DiskFull; a job that could not start stays queued.
+    with disk_full_guard(settings.jobs_dir), queue_lock(settings):
         # `submit` builds a job in `.new-*` holding this lock: any found now is a leftover.
         for stage in settings.jobs_dir.glob(".new-*"):
             shutil.rmtree(stage, ignore_errors=True)
@@ -671,6 +680,8 @@ def reconcile(settings: Settings) -> dict:
             try:
                 proc = start_trainer(settings, job, st)
             except OSError as exc:
+                if is_disk_full(exc):
+                    raise  # not the job's fault: it starts once there is room
                 finish(job, st, "failed", f"cannot start the trainer: {exc}")
                 report["failed"].append(job.name)
                 continue
