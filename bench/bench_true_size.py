@@ -14,9 +14,9 @@ fresh data root, then measures, in one process and one run so the ratios are fai
   first few, the fixed caching cost, and the projected time of a default 1,500-step LoRA;
 * the face pass: a picture with that LoRA (both passes) against one without;
 * peak accelerator memory of generation and of training;
-* `--variants compile,offload,fast,fp32,bf16`: the same picture (and, for compile, the same
+* `--variants compile,offload,fast,fp32,bf16,channels_last`: the same picture (and, for compile, the same
   training) again with one switch changed (`CARTOLINA_COMPILE=1`, `CARTOLINA_CPU_OFFLOAD=1`,
-  `CARTOLINA_FAST=1`, `CARTOLINA_DTYPE=float32`, bf16 autocast), each against the plain run
+  `CARTOLINA_FAST=1`, `CARTOLINA_DTYPE=float32`, bf16 autocast, NHWC), each against the plain run
   of the same process: first picture (compilation included), warm picture, peak memory.
 
 Prints a markdown table and one JSON line (the figures for docs/benchmarks.md). On a CPU use
@@ -109,6 +109,7 @@ VARIANTS = {  # name → settings changed; what each costs or saves is measured 
     "fast": {"fast": True},
     "fp32": {"dtype": "float32", "cpu_bf16": "off"},
     "bf16": {"cpu_bf16": "on"},
+    "channels_last": {"channels_last": "on"},
 }
 
 

@@ -25,12 +25,15 @@ _Tensors = dict  # name → (shape, stored dtype)
 
 
 def inspect(settings: Settings, load: bool = False) -> dict:
-    from engine.models import load_pipelines, pick_device, pick_dtype
+    from engine.models import load_pipelines, pick_device, picture_precision
     device = pick_device(settings.device)
-    dtype = pick_dtype(settings.dtype, device)
+    prec = picture_precision(settings.dtype, device, settings.cpu_bf16)
+    dtype = prec.weights
     models = {role.name: _inspect_role(settings, role, dtype.itemsize) for role in ROLES}
     known = [m["weights_bytes"] for m in models.values() if m["weights_bytes"] is not None]
-    report = {"device": device, "dtype": str(dtype).removeprefix("torch."), "models": models,
+    report = {"device": device, "dtype": str(dtype).removeprefix("torch."),
+              "autocast": str(prec.autocast).removeprefix("torch.") if prec.autocast else None,
+              "compile": settings.compile or None, "fast": settings.fast, "models": models,
               "weights_bytes": sum(known) if len(known) == len(models) else None,
               "ok": all(m["loads"] is not False for m in models.values())}
     if load and report["ok"]:

@@ -60,7 +60,10 @@ def _cmd_info(args) -> int:
     report = inspect(_settings(), load=args.load)
 
     def text():
-        lines = [f"device {report['device']}, dtype {report['dtype']}"]
+        extras = "".join([f", {report['autocast']} autocast" if report["autocast"] else "",
+                          f", compiled ({report['compile']})" if report["compile"] else "",
+                          ", fast mode" if report["fast"] else ""])
+        lines = [f"device {report['device']}, dtype {report['dtype']}{extras}"]
         for name, m in report["models"].items():
             lines.append(f"{name}: {m['variable']}={m['configured']}")
             if m["where"]:

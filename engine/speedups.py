@@ -31,8 +31,10 @@ from engine.errors import ModelError
 log = logging.getLogger(__name__)
 
 FAST_GUIDANCE = 1.0  # LCM is distilled to work without classifier-free guidance: 1.0 turns it off
-FAST_LORA_NAME = "lcm-lora-sdv1-5"  # latent-consistency/lcm-lora-sdv1-5, the folder name `models fetch` uses
-TINY_VAE_NAME = "taesd"  # madebyollin/taesd; `demo` builds a seeded one beside the demo models
+# Where fast mode looks when not told: beside the inpainting model, under models/, and under
+# models/<hub id> (where `huggingface-cli download ID --local-dir models/ID` puts them).
+FAST_LORA_NAME, FAST_LORA_ID = "lcm-lora-sdv1-5", "latent-consistency/lcm-lora-sdv1-5"
+TINY_VAE_NAME, TINY_VAE_ID = "taesd", "madebyollin/taesd"  # `demo` builds a seeded one beside its models
 
 
 def channels_last_on(setting: str, device: str) -> bool:
@@ -101,29 +103,30 @@ class FastParts:
     def notes(self) -> list[str]:
         out = []
         if self.lora is None:
-            out.append(f"no LCM-LoRA found (CARTOLINA_FAST_LORA, or a folder {FAST_LORA_NAME} beside the "
-                       "inpainting model): the LCM scheduler runs on weights not distilled for few steps")
+            out.append(f"no LCM-LoRA found (CARTOLINA_FAST_LORA, or models/{FAST_LORA_ID}): the LCM "
+                       "scheduler runs on weights not distilled for few steps, and pictures blur")
         if self.tiny_vae is None:
-            out.append(f"no tiny autoencoder found (CARTOLINA_TINY_VAE, or a folder {TINY_VAE_NAME} beside "
-                       "the inpainting model): the full VAE encodes and decodes")
+            out.append(f"no tiny autoencoder found (CARTOLINA_TINY_VAE, or models/{TINY_VAE_ID}): the "
+                       "full VAE encodes and decodes")
         return out
 
 
-def _find(settings: Settings, explicit: str, default_name: str, variable: str) -> Path | None:
+def _find(settings: Settings, explicit: str, name: str, hub_id: str, variable: str) -> Path | None:
     if explicit:
         path = Path(settings.resolve_model(explicit))
         if not path.exists():
             raise ModelError(f"{variable}: {explicit!r} not found at {path}; accepted: a folder or "
                              ".safetensors file, absolute or under models/")
         return path
-    beside = Path(settings.resolve_model(settings.inpaint_model)).parent / default_name
-    return beside if beside.exists() else None
+    beside = Path(settings.resolve_model(settings.inpaint_model)).parent / name
+    return next((p for p in (beside, settings.models_dir / name, settings.models_dir / hub_id) if p.exists()), None)
 
 
 def find_fast_parts(settings: Settings) -> FastParts:
-    return FastParts(tiny_vae=_find(settings, settings.tiny_vae, TINY_VAE_NAME, "CARTOLINA_TINY_VAE"),
-                     lora=_find(settings, settings.fast_lora, FAST_LORA_NAME, "CARTOLINA_FAST_LORA"),
-                     steps=settings.fast_steps)
+    return FastParts(
+        tiny_vae=_find(settings, settings.tiny_vae, TINY_VAE_NAME, TINY_VAE_ID, "CARTOLINA_TINY_VAE"),
+        lora=_find(settings, settings.fast_lora, FAST_LORA_NAME, FAST_LORA_ID, "CARTOLINA_FAST_LORA"),
+        steps=settings.fast_steps)
 
 
 def load_tiny_vae(folder: Path, dtype):
