@@ -48,11 +48,6 @@ def pick_device(requested: str) -> str:
     return "cpu"
 
 
-def pick_dtype(requested: str, device: str, cpu_bf16: str = "auto"):
-    """The dtype the picture pipelines' weights are loaded in (engine.precision)."""
-    return picture_precision(requested, device, cpu_bf16).weights
-
-
 def picture_precision(requested: str, device: str, cpu_bf16: str = "auto"):
     """Weights and autocast for pictures: fp16 on CUDA, bf16 autocast on a CPU with native bf16,
     fp32 elsewhere, or what `CARTOLINA_DTYPE` asks for (engine.precision)."""
