@@ -125,7 +125,6 @@ def main(argv=None) -> int:
 
     import torch
     from engine.config import load_settings
-    from engine.demo.catalog import build_demo_catalog  # noqa: F401 - the same data root as the studio's
     from engine.demo.models import build_demo_models, demo_paths
     from engine.models import pick_device
     from bench.bench_train import face_photos

@@ -139,7 +139,7 @@ def bench_variant(settings, name: str, steps: int, runs: int) -> dict:
     first_s = timed(lambda: gen.generate(request(steps), varied, catalog=cat, pipelines=pipes))
     warm = [timed(lambda: gen.generate(request(steps), varied, catalog=cat, pipelines=pipes)) for _ in range(runs)]
     out = {"load_s": load_s, "first_picture_s": first_s, "picture_s": statistics.median(warm),
-           "precision": pipes.precision.name if pipes.precision else str(pipes.dtype),
+           "precision": pipes.precision.name,
            "steps_run": pipes.plan(steps, 7.5)[0], "peak_gib": peak_gib()}
     del pipes
     free_pipelines()

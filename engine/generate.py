@@ -396,7 +396,7 @@ def generate(raw: Mapping | Request, settings: Settings, *, catalog: Catalog | N
             "negative_prompt": built.negative_prompt,
             "face_prompt": built.face_prompt if lora_dir else None, "prompt_cut": built.cut,
             "seed": seed, "steps": steps, "guidance": guidance, "face_pass": lora_dir is not None,
-            "models": models, "precision": pipes.precision.name if pipes.precision else str(pipes.dtype),
+            "models": models, "precision": pipes.precision.name,
             "fast": pipes.fast is not None, "face_strength": FACE_STRENGTH if lora_dir else None,
             "face_seed": face_seed if lora_dir else None, "likeness": face_likeness}
     code, path = save_output(settings, picture, meta, code)

@@ -14,7 +14,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -51,7 +51,7 @@ def pick_device(requested: str) -> str:
 def picture_precision(requested: str, device: str, cpu_bf16: str = "auto"):
     """Weights and autocast for pictures: fp16 on CUDA, bf16 autocast on a CPU with native bf16,
     fp32 elsewhere, or what `CARTOLINA_DTYPE` asks for (engine.precision)."""
-    return precision.for_pictures(requested, device, {"auto": None, "on": True, "off": False}[cpu_bf16])
+    return precision.for_pictures(requested, device, precision.native_bf16(cpu_bf16))
 
 
 def _source(settings: Settings, location: str, variable: str) -> tuple[str, str]:
@@ -85,7 +85,7 @@ class Pipelines:
     dtype: object
     inpaint_model: str
     controlnet_model: str
-    precision: precision.Precision | None = None  # the autocast every pass runs under
+    precision: precision.Precision  # the autocast every pass runs under
     fast: speedups.FastParts | None = None  # fast mode: few LCM steps, no guidance
     lora_cache_size: int = 4
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -103,7 +103,7 @@ class Pipelines:
         return steps, guidance
 
     def autocast(self):
-        return self.precision.context() if self.precision is not None else nullcontext()
+        return self.precision.context()
 
     def _ensure_lora(self, code: str, folder: Path) -> str:
         name = f"lora_{code}"

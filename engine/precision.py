@@ -51,6 +51,11 @@ def _cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
     return set()
 
 
+def native_bf16(switch: str) -> bool | None:
+    """`CARTOLINA_CPU_BF16` as the functions below take it: auto → None (ask the CPU)."""
+    return {"auto": None, "on": True, "off": False}[switch]
+
+
 @dataclass(frozen=True)
 class Precision:
     """`weights`: the dtype modules are loaded in; `autocast`: the dtype ops run in under

@@ -85,14 +85,21 @@ def files(root) -> dict[str, bytes]:
 
 
 @pytest.fixture
-def full_home(disk, demo_models_root, demo_catalog_root, monkeypatch):
-    """The demo studio on a disk with no byte left."""
+def disk_home(disk, demo_models_root, demo_catalog_root, monkeypatch):
+    """The demo studio on that disk, room still left."""
     home = disk / "home"
     home.mkdir()
     fill_demo_home(home, demo_models_root, demo_catalog_root)
     monkeypatch.setenv("CARTOLINA_HOME", str(home))
     settings = load_settings()
     settings.ensure_dirs()
+    return home, settings
+
+
+@pytest.fixture
+def full_home(disk, disk_home):
+    """The demo studio on a disk with no byte left."""
+    home, settings = disk_home
     Catalog.open(settings).list_pois()  # the catalog's lock file exists, as on any running studio
     fill(disk)
     return home, settings
@@ -166,14 +173,8 @@ def _until_no_trainer_of(job, timeout: float = 60) -> None:
 
 
 @pytest.mark.timeout(300)
-def test_a_queued_training_stays_queued_on_a_full_disk_and_trains_once_there_is_room(
-        disk, demo_models_root, demo_catalog_root, monkeypatch):
-    home = disk / "home"
-    home.mkdir()
-    fill_demo_home(home, demo_models_root, demo_catalog_root)
-    monkeypatch.setenv("CARTOLINA_HOME", str(home))
-    settings = load_settings()
-    settings.ensure_dirs()
+def test_a_queued_training_stays_queued_on_a_full_disk_and_trains_once_there_is_room(disk, disk_home):
+    home, settings = disk_home
     code = jobs.submit(face_photos(), settings, jobs.TrainOptions(
         total_steps=2, resolution=64, rank=4, checkpoint_every=2, random_masks=1, seed=5), start=False)["code"]
     job = settings.jobs_dir / code

@@ -148,14 +148,12 @@ def _card_bytes(device: str) -> int | None:
 
 
 def _precision(opts: jobs.TrainOptions, device: str, settings_dtype: str, cpu_bf16: str = "auto"):
-    """(mode, dtype, autocast): `no`/`fp16`/`bf16` (engine.precision.training_mode), the dtype
-    of the frozen base's weights, and the autocast block every UNet call runs in."""
+    """(mode, precision): `no`/`fp16`/`bf16` (engine.precision.training_mode), and the frozen
+    base's weights dtype with the autocast block every UNet call runs in."""
     import torch
-    native = {"auto": None, "on": True, "off": False}[cpu_bf16]
-    mode = precision.training_mode(opts.mixed_precision, settings_dtype, device, native)
+    mode = precision.training_mode(opts.mixed_precision, settings_dtype, device, precision.native_bf16(cpu_bf16))
     dtype = {"no": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[mode]
-    return mode, dtype, precision.Precision(dtype, None if mode == "no" else dtype,
-                                            "cuda" if device == "cuda" else "cpu")
+    return mode, precision.Precision(dtype, None if mode == "no" else dtype, "cuda" if device == "cuda" else "cpu")
 
 
 class Cache:
@@ -352,7 +350,7 @@ class Validator:
     """
 
     def __init__(self, entries: list, job: Path, opts, plan: ValidationPlan, reference, *, tokenizer,
-                 text_encoder, vae, unet, scheduler, text, device: str, mode: str, dtype, autocast):
+                 text_encoder, vae, unet, scheduler, text, device: str, autocast):
         import torch
         from diffusers import DDIMScheduler, StableDiffusionInpaintPipeline
         from PIL import Image
@@ -371,7 +369,7 @@ class Validator:
             self.negative = text_encoder(ids)[0].to(torch.float32)
         self.text = text
         self.unet, self.plan, self.reference = unet, plan, reference
-        self.res, self.device, self.mode, self.dtype, self.autocast = res, device, mode, dtype, autocast
+        self.res, self.device, self.autocast, self.dtype = res, device, autocast, autocast.weights
         self.pipe = StableDiffusionInpaintPipeline(
             vae=vae, text_encoder=None, tokenizer=tokenizer, unet=unet,
             scheduler=DDIMScheduler.from_config(scheduler.config), safety_checker=None,
@@ -448,7 +446,8 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
     code = spec["code"]
     total = opts.total_steps
     alpha = float(opts.alpha or opts.rank)
-    mode, dtype, autocast = _precision(opts, device, dtype_setting, cpu_bf16)
+    mode, autocast = _precision(opts, device, dtype_setting, cpu_bf16)
+    dtype = autocast.weights
     log(f"device {device}, mixed precision {mode}, {total} steps, rank {opts.rank}, "
         f"lr {opts.learning_rate}, {opts.resolution} px, seed {opts.seed}")
 
@@ -489,8 +488,7 @@ def train(spec: dict, job: Path, loras_dir: Path, *, device: str = "cpu", dtype_
     if held:
         validator = Validator(held_back, job, opts, validation, reference, tokenizer=tokenizer,
                               text_encoder=text_encoder, vae=vae, unet=unet, scheduler=scheduler,
-                              text=cache.text.to(device), device=device, mode=mode, dtype=dtype,
-                              autocast=autocast)
+                              text=cache.text.to(device), device=device, autocast=autocast)
     del text_encoder, vae  # not needed any more (the validator keeps the VAE): memory to the UNet
     if device == "cuda":
         torch.cuda.empty_cache()
